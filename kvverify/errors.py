@@ -1,0 +1,58 @@
+"""One error hierarchy. Raised deep down with a message that says where, what and how to fix;
+turned into output and an exit code only at the CLI boundary (``kvverify.cli``)."""
+
+from __future__ import annotations
+
+
+class KvverifyError(Exception):
+    """Base of every error kvverify reports to a user. ``exit_code`` follows the one contract of
+    every command: 2 = the input cannot be used, 3 = the engine or kvverify itself broke."""
+
+    exit_code: int = 2
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.hint = hint
+
+    def render(self) -> str:
+        """``where: what`` and, on its own line, how to fix it."""
+        head = f"{self.where}: {self.message}" if self.where else self.message
+        return f"{head}\n  hint: {self.hint}" if self.hint else head
+
+
+class InputError(KvverifyError):
+    """A path that cannot be read: missing, a directory, unreadable, corrupt compression."""
+
+
+class LogFormatError(KvverifyError):
+    """A log that can be read but not used."""
+
+
+class ExpressionError(KvverifyError):
+    """An expectation that does not parse (``reused_blocks >> 0``) or names an unknown metric."""
+
+
+class ScenarioError(KvverifyError):
+    """A scenario file that does not validate. Carries every problem at once."""
+
+    def __init__(self, problems: list[str], *, where: str | None = None) -> None:
+        count = len(problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in the scenario"
+        super().__init__(head, where=where)
+        self.problems = problems
+
+    def render(self) -> str:
+        return "\n".join([super().render(), *(f"  {p}" for p in self.problems)])
+
+
+class EngineError(KvverifyError):
+    """The engine cannot be used: an optional extra is missing, or the installed TensorRT-LLM
+    does not know an argument. Found before any model loads, so the input is what is wrong."""
+
+
+class EngineCrash(KvverifyError):
+    """The engine crashed, hung or was interrupted."""
+
+    exit_code = 3

@@ -1,0 +1,433 @@
+"""Attribution: from the event stream to KV-cache-manager lifetimes ("segments").
+
+One log can hold several managers: the PyTorch backend's estimation pass, then the real engine,
+draft or cross-attention managers, several runs appended, each TP/PP rank's own managers, and one
+window manager per attention-window size. The rules, stated in the README:
+
+* **Segments are per rank.** A manager announces itself with construction lines (``KV cache
+  block reuse is ...``, ``Number of tokens per block``, pool sizes). A construction line opens a
+  new segment on its rank when the current one has been used (requests, lookups, a summary) or
+  already printed that same line; otherwise it belongs to the current one.
+* **Requests go to the newest segment of their rank**: a manager is torn down before the next is
+  built, so requests always reach the latest one. Per-block lines wait for the next
+  ``addSequence`` of their rank (they are printed before it).
+* **Summary blocks go to the oldest segment of their rank that has none for that window** (first
+  in, first out): destructors print late, GC-driven, but in construction order. A new process
+  (the ``TensorRT-LLM version`` banner, or a kvverify run marker) after managers were built starts
+  a new run: later summaries never go to a segment of an earlier run.
+* **The final engine** of a rank is its last segment that saw any activity. Checks read the
+  lowest rank (``None``, unranked logs, counts as lowest). If that final segment printed no
+  summary, its summary metrics are missing: an earlier manager's summary is never used instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kvverify.evidence.events import (
+    AddSequence,
+    Banner,
+    BlockCopies,
+    BlockLookups,
+    CacheLevelEvents,
+    ErrorLine,
+    Event,
+    IterationStats,
+    LevelSeen,
+    LogShape,
+    ManagerV2,
+    Marker,
+    PoolSize,
+    PrepopulatedLength,
+    ReleaseBlocks,
+    ReuseSetting,
+    SummaryLine,
+    TokensPerBlock,
+)
+
+#: CUDA-graph padding dummy: ``(1 << 64) - 1`` (reference §9.3).
+PADDING_REQUEST_ID = (1 << 64) - 1
+#: Errors kept verbatim per log (all are counted).
+MAX_ERRORS = 50
+
+
+@dataclass
+class SummaryBlock:
+    """One shutdown summary: the lines one window manager printed when it was destroyed."""
+
+    line: int
+    rank: int | None
+    window: int | None
+    segment: int = -1
+    values: dict[str, float] = field(default_factory=dict)
+    last_line: int = 0
+
+
+@dataclass
+class Request:
+    """What the log says about one request in one segment."""
+
+    request_id: int
+    segment: int
+    rank: int | None
+    line: int
+    input_length: int
+    #: ``prepopulatedPromptLen``: prompt tokens whose KV cache was reused.
+    reused_tokens: int
+    windows: list[int | None] = field(default_factory=list)
+    #: Per-block outcomes seen before this request's ``addSequence`` (None: no such lines).
+    matched: int | None = None
+    partial: int | None = None
+    copied: int | None = None
+    missed: int | None = None
+    #: ``copyBlock`` lines before its ``addSequence``: onboard (or partial copy) / offload.
+    onboard_copies: int | None = None
+    offload_copies: int | None = None
+    stored_blocks: int | None = None
+    dummy: bool = False
+
+    @property
+    def lookups_seen(self) -> bool:
+        return self.matched is not None
+
+
+@dataclass
+class Segment:
+    """One KV cache manager's lifetime on one rank."""
+
+    index: int
+    rank: int | None
+    line: int
+    run: int
+    estimation: bool = False
+    reuse_enabled: bool | None = None
+    tokens_per_block: int | None = None
+    primary_blocks: dict[int | None, int] = field(default_factory=dict)
+    secondary_blocks: dict[int | None, int] = field(default_factory=dict)
+    construction: set[tuple[Any, ...]] = field(default_factory=set)
+    used: bool = False
+    requests: list[Request] = field(default_factory=list)
+    #: the latest request with each id (ids come back: warm-up dummies, several runs)
+    by_id: dict[int, Request] = field(default_factory=dict)
+    summaries: list[SummaryBlock] = field(default_factory=list)
+    # Totals of the hot lines, whether or not a request claimed them.
+    lookups: list[int] = field(
+        default_factory=lambda: [0, 0, 0, 0]
+    )  # matched, partial, copied, missed
+    lookup_lines: int = 0
+    offload_copies: int = 0
+    onboard_copies: int = 0
+    copy_lines: int = 0
+    iter_offloads: int | None = None
+    iter_onboards: int | None = None
+    event_offloads: int | None = None
+    event_onboards: int | None = None
+
+    def request(self, request_id: int) -> Request | None:
+        return self.by_id.get(request_id)
+
+    def add_request(self, request: Request) -> None:
+        self.requests.append(request)
+        self.by_id[request.request_id] = request
+
+    @property
+    def windows(self) -> set[int | None]:
+        return {s.window for s in self.summaries} | set(self.primary_blocks)
+
+
+@dataclass
+class Evidence:
+    """Everything attributed from one log."""
+
+    segments: list[Segment] = field(default_factory=list)
+    errors: list[ErrorLine] = field(default_factory=list)
+    error_count: int = 0
+    markers: list[Marker] = field(default_factory=list)
+    v2: ManagerV2 | None = None
+    versions: list[Banner] = field(default_factory=list)
+    levels: dict[str, int] = field(default_factory=dict)
+    shape: LogShape | None = None
+    runs: int = 1
+    #: Per-block / copy lines no ``addSequence`` claimed, per rank (a run cut short).
+    unclaimed_lookups: int = 0
+    #: The log shows TensorRT-LLM 1.2+ lines (releaseBlocks, numConnectorMatchedTokens, windowed
+    #: addSequence): that era logs every block copy, so no copyBlock line means no copy.
+    prints_copies: bool = False
+    #: Summary line counts seen (3, 7 or 9) and whether blocks carried a window prefix.
+    summary_formats: set[tuple[int, bool]] = field(default_factory=set)
+
+    def ranks(self) -> list[int | None]:
+        ranks = {s.rank for s in self.segments}
+        return sorted(ranks, key=lambda r: -1 if r is None else r)
+
+    def rank_segments(self, rank: int | None) -> list[Segment]:
+        return [s for s in self.segments if s.rank == rank]
+
+    def final_segment(self) -> Segment | None:
+        """The final engine's segment on the lowest rank (see the module doc)."""
+        ranks = self.ranks()
+        return self.final_segment_of(ranks[0]) if ranks else None
+
+    def final_segment_of(self, rank: int | None) -> Segment | None:
+        """The last segment of ``rank`` that saw any activity."""
+        active = [s for s in self.rank_segments(rank) if s.used]
+        return active[-1] if active else None
+
+    @property
+    def summary_blocks(self) -> list[SummaryBlock]:
+        return sorted((b for s in self.segments for b in s.summaries), key=lambda b: b.line)
+
+    @property
+    def debug(self) -> bool:
+        return "debug" in self.levels
+
+    def copy_lines_expected(self, seg: Segment) -> bool:
+        """Would this log show a copyBlock line for every offload and onboard?"""
+        return self.prints_copies and seg.used
+
+
+class Attributor:
+    """Consumes events in order; :meth:`result` returns the :class:`Evidence`."""
+
+    def __init__(self) -> None:
+        self.ev = Evidence()
+        self._current: dict[int | None, Segment] = {}
+        self._run = 0
+        self._run_floor = 0  # segments of earlier runs never take a summary
+        self._open_blocks: dict[tuple[int | None, int | None], SummaryBlock] = {}
+        # Per rank: counts of lookups/copies waiting for the next addSequence.
+        self._pending: dict[int | None, list[int]] = {}
+        self._pending_prepop: dict[tuple[int | None, int], int] = {}
+
+    # -- segments ------------------------------------------------------------------------------
+
+    def _new_segment(self, rank: int | None, line: int) -> Segment:
+        index = sum(1 for s in self.ev.segments if s.rank == rank)
+        seg = Segment(index=index, rank=rank, line=line, run=self._run)
+        self.ev.segments.append(seg)
+        self._current[rank] = seg
+        self._pending.pop(rank, None)
+        return seg
+
+    def _segment_for_use(self, rank: int | None, line: int) -> Segment:
+        seg = self._current.get(rank)
+        if seg is None or seg.run != self._run:
+            seg = self._new_segment(rank, line)
+        seg.used = True
+        return seg
+
+    def _construction(self, rank: int | None, line: int, key: tuple[Any, ...]) -> Segment:
+        seg = self._current.get(rank)
+        if seg is None or seg.used or key in seg.construction or seg.run != self._run:
+            seg = self._new_segment(rank, line)
+        seg.construction.add(key)
+        return seg
+
+    def _new_run(self) -> None:
+        if self.ev.segments:
+            self._run += 1
+            self.ev.runs += 1
+            self._run_floor = len(self.ev.segments)
+            self._open_blocks.clear()
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def feed(self, events: Iterable[Event]) -> None:
+        handlers = self._handlers
+        for e in events:
+            handlers[type(e)](e)
+
+    @property
+    def _handlers(self) -> dict[type, Callable[[Any], None]]:
+        return {
+            BlockLookups: self._lookups,
+            BlockCopies: self._copies,
+            AddSequence: self._add_sequence,
+            PrepopulatedLength: self._prepopulated,
+            ReleaseBlocks: self._release,
+            SummaryLine: self._summary_line,
+            ReuseSetting: self._reuse,
+            TokensPerBlock: self._tokens_per_block,
+            PoolSize: self._pool,
+            IterationStats: self._iteration_stats,
+            CacheLevelEvents: self._cache_events,
+            ErrorLine: self._error,
+            ManagerV2: self._v2,
+            Banner: self._banner,
+            Marker: self._marker,
+            LevelSeen: self._level,
+            LogShape: self._shape,
+        }
+
+    def _lookups(self, e: BlockLookups) -> None:
+        seg = self._segment_for_use(e.rank, e.line)
+        seg.lookup_lines += e.matched + e.partial + e.copied + e.missed
+        t = seg.lookups
+        t[0] += e.matched
+        t[1] += e.partial
+        t[2] += e.copied
+        t[3] += e.missed
+        p = self._pending.setdefault(e.rank, [0, 0, 0, 0, 0, 0])
+        p[0] += e.matched
+        p[1] += e.partial
+        p[2] += e.copied
+        p[3] += e.missed
+
+    def _copies(self, e: BlockCopies) -> None:
+        seg = self._segment_for_use(e.rank, e.line)
+        seg.copy_lines += e.offloads + e.onboards
+        seg.offload_copies += e.offloads
+        seg.onboard_copies += e.onboards
+        p = self._pending.setdefault(e.rank, [0, 0, 0, 0, 0, 0])
+        p[4] += e.onboards
+        p[5] += e.offloads
+
+    def _prepopulated(self, e: PrepopulatedLength) -> None:
+        seg = self._current.get(e.rank)
+        req = seg.request(e.request_id) if seg is not None and seg.run == self._run else None
+        # 1.2 prints it before addSequence (once per window); 2026 once, after them.
+        if req is not None and (e.rank, e.request_id) not in self._pending_prepop:
+            req.reused_tokens = e.length
+        else:
+            self._pending_prepop[(e.rank, e.request_id)] = e.length
+
+    def _release(self, e: ReleaseBlocks) -> None:
+        self.ev.prints_copies = True
+        req = self._segment_for_use(e.rank, e.line).request(e.request_id)
+        if req is not None:
+            req.stored_blocks = (req.stored_blocks or 0) + e.stored
+
+    def _reuse(self, e: ReuseSetting) -> None:
+        self._construction(e.rank, e.line, ("reuse",)).reuse_enabled = e.enabled
+
+    def _tokens_per_block(self, e: TokensPerBlock) -> None:
+        self._construction(e.rank, e.line, ("tpb",)).tokens_per_block = e.tokens_per_block
+
+    def _pool(self, e: PoolSize) -> None:
+        key = ("pool", e.construction, e.window, e.primary is None, e.secondary is None)
+        seg = self._construction(e.rank, e.line, key)
+        if e.primary is not None:
+            seg.primary_blocks[e.window] = e.primary
+        if e.secondary is not None:
+            seg.secondary_blocks[e.window] = e.secondary
+        if e.tokens_per_block is not None:
+            seg.tokens_per_block = e.tokens_per_block
+        seg.estimation = seg.estimation or e.estimation
+
+    def _iteration_stats(self, e: IterationStats) -> None:
+        seg = self._latest_segment(e.line)
+        seg.iter_offloads = (seg.iter_offloads or 0) + e.offloads
+        seg.iter_onboards = (seg.iter_onboards or 0) + e.onboards
+
+    def _cache_events(self, e: CacheLevelEvents) -> None:
+        seg = self._latest_segment(e.line)
+        seg.event_offloads = (seg.event_offloads or 0) + e.offloads
+        seg.event_onboards = (seg.event_onboards or 0) + e.onboards
+
+    def _error(self, e: ErrorLine) -> None:
+        self.ev.error_count += 1
+        if len(self.ev.errors) < MAX_ERRORS:
+            self.ev.errors.append(e)
+
+    def _v2(self, e: ManagerV2) -> None:
+        self.ev.v2 = e
+
+    def _banner(self, e: Banner) -> None:
+        self.ev.versions.append(e)
+        if any(s.run == self._run and (s.used or s.construction) for s in self.ev.segments):
+            self._new_run()
+
+    def _marker(self, e: Marker) -> None:
+        self.ev.markers.append(e)
+        if e.data is not None and e.data.get("t") == "run":
+            self._new_run()
+
+    def _level(self, e: LevelSeen) -> None:
+        self.ev.levels.setdefault(e.level, e.line)
+
+    def _shape(self, e: LogShape) -> None:
+        self.ev.shape = e
+
+    def _latest_segment(self, line: int) -> Segment:
+        if self.ev.segments and self.ev.segments[-1].run == self._run:
+            seg = self.ev.segments[-1]
+        else:
+            seg = self._new_segment(None, line)
+        seg.used = True
+        return seg
+
+    def _add_sequence(self, e: AddSequence) -> None:
+        if e.connector_matched is not None or e.window is not None:
+            self.ev.prints_copies = True
+        seg = self._segment_for_use(e.rank, e.line)
+        prepop = self._pending_prepop.pop((e.rank, e.request_id), None)
+        reused = e.prepopulated if prepop is None else prepop
+        req = seg.request(e.request_id)
+        pending = self._pending.pop(e.rank, None)
+        # One addSequence line per window (VSWA): the same request, unless its id comes back
+        # for a new request (warm-up dummies reuse ids) after it was released.
+        if req is None or req.stored_blocks is not None or e.window in req.windows:
+            req = Request(
+                request_id=e.request_id,
+                segment=seg.index,
+                rank=e.rank,
+                line=e.line,
+                input_length=e.input_length,
+                reused_tokens=reused,
+                dummy=e.request_id == PADDING_REQUEST_ID,
+            )
+            seg.add_request(req)
+        else:  # another window of the same request: 2026 keeps the minimum (1.2: the last)
+            req.reused_tokens = min(req.reused_tokens, reused) if prepop is None else prepop
+        req.windows.append(e.window)
+        if pending is not None:
+            req.matched = (req.matched or 0) + pending[0]
+            req.partial = (req.partial or 0) + pending[1]
+            req.copied = (req.copied or 0) + pending[2]
+            req.missed = (req.missed or 0) + pending[3]
+            req.onboard_copies = (req.onboard_copies or 0) + pending[4]
+            req.offload_copies = (req.offload_copies or 0) + pending[5]
+
+    def _summary_line(self, e: SummaryLine) -> None:
+        key = (e.rank, e.window)
+        block = self._open_blocks.get(key)
+        if block is None or e.metric == "allocated_total_blocks" or e.metric in block.values:
+            block = SummaryBlock(line=e.line, rank=e.rank, window=e.window)
+            self._open_blocks[key] = block
+            self._place(block)
+        block.values[e.metric] = e.value
+        block.last_line = e.line
+
+    def _place(self, block: SummaryBlock) -> None:
+        """First in, first out: the oldest segment of this rank and run without a summary for
+        this window takes it; else a new segment (a log that holds only summaries)."""
+        for seg in self.ev.segments[self._run_floor :]:
+            if seg.rank != block.rank or seg.run != self._run:
+                continue
+            if any(s.window == block.window for s in seg.summaries):
+                continue
+            known = set(seg.primary_blocks) - {None}
+            if block.window is not None and known and block.window not in known:
+                continue
+            break
+        else:
+            seg = self._new_segment(block.rank, block.line)
+        seg.used = True
+        block.segment = seg.index
+        seg.summaries.append(block)
+
+    def result(self) -> Evidence:
+        for seg in self.ev.segments:
+            for b in seg.summaries:
+                self.ev.summary_formats.add((len(b.values), b.window is not None))
+        self.ev.unclaimed_lookups = sum(p[0] + p[1] + p[2] + p[3] for p in self._pending.values())
+        return self.ev
+
+
+def attribute(events: Iterable[Event]) -> Evidence:
+    """Attribute a whole event stream."""
+    a = Attributor()
+    a.feed(events)
+    return a.result()

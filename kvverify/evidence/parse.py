@@ -1,0 +1,550 @@
+"""The log parser: a pure, streaming function from bytes to evidence events.
+
+Feed it bytes in chunks of any size (:meth:`Scanner.feed`), then :meth:`Scanner.close`; or call
+:func:`parse_bytes` / :func:`iter_events`. Memory is bounded by the chunk size plus the longest
+line it keeps (:data:`MAX_LINE`; a longer line is scanned in pieces), never by the log size.
+The events are the same whatever the chunking.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from kvverify.evidence import patterns as p
+from kvverify.evidence.events import (
+    AddSequence,
+    Banner,
+    BlockCopies,
+    BlockLookups,
+    CacheLevelEvents,
+    ErrorKind,
+    ErrorLine,
+    Event,
+    IterationStats,
+    Level,
+    LevelSeen,
+    LogShape,
+    ManagerV2,
+    Marker,
+    PoolSize,
+    PrepopulatedLength,
+    ReleaseBlocks,
+    ReuseSetting,
+    SummaryLine,
+    TokensPerBlock,
+)
+
+#: A line longer than this is scanned in pieces of this size (evidence that straddles a piece
+#: boundary inside such a line can be missed; TensorRT-LLM's lines are far shorter).
+MAX_LINE = 4 << 20
+#: Error texts are cut to this many characters.
+MAX_TEXT = 400
+
+_DIGITS = frozenset(b"0123456789")
+
+Match = re.Match[bytes]
+
+#: Alternatives TensorRT-LLM prints only at DEBUG: one of them proves the level.
+_DEBUG_ONLY = frozenset(
+    {"summary", "lookup", "addseq", "addseqw", "release", "prepop", "pool", "copy"}
+)
+
+
+def _text(raw: bytes) -> str:
+    """Decode a captured field for display: invalid UTF-8 replaced, colours and CR removed."""
+    if b"\x1b" in raw:
+        raw = p.ANSI_RX.sub(b"", raw)
+    text = raw.decode("utf-8", "replace").strip()
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+def _int(raw: bytes | None) -> int | None:
+    return None if raw is None else int(raw)
+
+
+class Scanner:
+    """Incremental parser. Not thread-safe; one per log."""
+
+    def __init__(self, *, max_line: int = MAX_LINE) -> None:
+        self._max_line = max_line
+        self._carry = b""
+        self._line = 1  # number of the line the next unscanned byte belongs to
+        self._at_line_start = True  # the carry starts a line (False inside an over-long line)
+        self._out: list[Event] = []
+        # Coalescing runs of hot lines: [line, rank, window, matched, partial, copied, missed]
+        # and [line, rank, offloads, onboards].
+        self._lookups: list[Any] | None = None
+        self._copies: list[Any] | None = None
+        self._levels_todo: dict[Level, tuple[bytes, ...]] = {
+            "debug": p.DEBUG_TAGS,
+            "info": p.INFO_TAGS,
+        }
+        self._long_lines = 0
+        self._closed = False
+        self._handlers: dict[str, Callable[[Match, bytes, int, p.Fields], None]] = {
+            name[4:]: getattr(self, name) for name in dir(self) if name.startswith("_on_")
+        }
+
+    # -- public API ------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Scan ``data`` (any chunk of the log) and return the events completed so far."""
+        if self._closed:
+            raise RuntimeError("Scanner.feed after close")
+        buf = self._carry + data if self._carry else data
+        cut = buf.rfind(b"\n") + 1
+        if cut:
+            self._scan(buf, cut)
+            self._at_line_start = True
+            self._carry = buf[cut:]
+        elif len(buf) > self._max_line:
+            if self._at_line_start:
+                self._long_lines += 1
+            self._scan(buf, len(buf))
+            self._at_line_start = False
+            self._carry = b""
+        else:
+            self._carry = buf
+        return self._take()
+
+    def close(self) -> list[Event]:
+        """End of input: scan a last line without newline and report the log's shape."""
+        if self._closed:
+            return []
+        unterminated = bool(self._carry) or not self._at_line_start
+        if self._carry:
+            # Scan it as if it were terminated (the newline is not part of any field).
+            self._scan(self._carry + b"\n", len(self._carry) + 1)
+            self._line -= 1
+        self._flush()
+        lines = self._line if unterminated else self._line - 1
+        self._out.append(LogShape(lines, unterminated, self._long_lines))
+        self._closed = True
+        return self._take()
+
+    # -- scanning ----------------------------------------------------------------------------
+
+    def _take(self) -> list[Event]:
+        out, self._out = self._out, []
+        return out
+
+    def _flush(self) -> None:
+        if self._lookups is not None:
+            self._out.append(BlockLookups(*self._lookups))
+            self._lookups = None
+        if self._copies is not None:
+            self._out.append(BlockCopies(*self._copies))
+            self._copies = None
+
+    def _scan(self, buf: bytes, end: int) -> None:
+        """Scan ``buf[:end]``, whose first byte starts a line if ``self._at_line_start``."""
+        anchored = p.ANCHORED.finditer(buf, 0, end)
+        # Unprefixed bodies and tracebacks are rare.
+        extras: list[Match | tuple[int, Level]] = list(p.LINE_START.finditer(buf, 0, end))
+        if self._at_line_start:
+            first = p.FIRST_LINE.match(buf, 0, end)
+            if first is not None:
+                extras.insert(0, first)
+        merged: Iterable[Match | tuple[int, Level]]
+        if self._levels_todo:
+            merged = list(anchored)
+            extras += self._find_levels(buf, end, merged)  # type: ignore[arg-type]
+            if extras:
+                merged = sorted([*merged, *extras], key=_position)
+        elif extras:
+            merged = sorted([*anchored, *extras], key=_position)
+        else:
+            merged = anchored
+        pos = 0
+        line = self._line
+        taken_to = -1
+        anchored_rx = p.ANCHORED
+        anchored_table, line_table = p.ANCHORED_TABLE, p.LINE_START_TABLE
+        handlers = self._handlers
+        for m in merged:
+            if type(m) is tuple:  # (position, level): where DEBUG / INFO logging shows first
+                line += buf.count(b"\n", pos, m[0])
+                pos = m[0]
+                self._flush()
+                self._out.append(LevelSeen(line, m[1]))
+                continue
+            start = m.start()  # type: ignore[union-attr]
+            if start < taken_to:
+                continue  # the line was taken by a match that starts earlier on it
+            taken_to = m.end()  # type: ignore[union-attr]
+            # +1: a LINE_START match begins at the newline that ends the previous line.
+            line += buf.count(b"\n", pos, start + 1)
+            pos = start + 1
+            table = anchored_table if m.re is anchored_rx else line_table  # type: ignore[union-attr]
+            kind, fields = table[m.lastindex]  # type: ignore[index,union-attr]
+            handlers[kind](m, buf, line, fields)  # type: ignore[arg-type]
+        self._line = line + buf.count(b"\n", pos, end)
+
+    def _find_levels(self, buf: bytes, end: int, matches: list[Match]) -> list[tuple[int, Level]]:
+        """Where logging at DEBUG (and, before that, INFO) first shows: the first level tag or
+        the first DEBUG-only line, whichever comes first. Searching stops once DEBUG is known,
+        so a DEBUG log pays for this only up to its first KV-cache line."""
+        first_debug = end
+        for m in matches:
+            if p.ANCHORED_TABLE[m.lastindex or 0][0] in _DEBUG_ONLY:
+                first_debug = m.start()
+                break
+        found: list[tuple[int, Level]] = []
+        for level, tags in list(self._levels_todo.items()):
+            hits = [i for i in (buf.find(t, 0, first_debug) for t in tags) if i >= 0]
+            if hits:
+                found.append((min(hits), level))
+                del self._levels_todo[level]
+        if first_debug < end and "debug" in self._levels_todo:
+            found.append((first_debug, "debug"))
+        if "debug" not in self._levels_todo:
+            self._levels_todo.clear()  # INFO matters only for a log without DEBUG
+        return found
+
+    # -- turning a match into an event ---------------------------------------------------------
+    # One handler per alternative kind (the part of a group name before "__").
+
+    def _on_summary(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._flush()
+        self._out.append(
+            SummaryLine(
+                line,
+                _rank(buf, m.start()),
+                _window(m, buf, f),
+                p.METRIC_NAMES[m[f["metric"]]],
+                float(m[f["value"]]),
+            )
+        )
+
+    def _on_lookup(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        # The hottest handler: one call per block looked up. Kept to a few C calls.
+        start = m.start()
+        if "win" in f or "bare" in f:  # unprefixed, or pre-2025 "] BlockManager::..."
+            window = _window(m, buf, f)
+            rank = _fast_rank(buf, start + 2) if "bare" in f else None
+        else:  # found at the "]" of "BlockManager[windowSize=N]"
+            eq = buf.rfind(b"=", start - 11, start)
+            window = int(buf[eq + 1 : start]) if buf[eq - 11 : eq] == b"[windowSize" else None
+            body = eq - 23  # len("BlockManager[windowSize"): where the manager's name starts
+            rank = _fast_rank(buf, body) if buf[body - 3] in _DIGITS else None
+        outcome = m[f["outcome"]]
+        run = self._lookups
+        if self._copies is not None or run is None or run[1] != rank or run[2] != window:
+            self._flush()
+            run = self._lookups = [line, rank, window, 0, 0, 0, 0]
+        if outcome == b"Matched full":
+            run[3] += 1
+        elif outcome == b"No match":
+            run[6] += 1
+        elif outcome == b"Copied partially":
+            run[5] += 1
+        else:  # "Reused partially" (V-mid25+), "Matched partially" (V-2024)
+            run[4] += 1
+
+    def _on_copy(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        if self._lookups is not None:
+            self._out.append(BlockLookups(*self._lookups))
+            self._lookups = None
+        rank = _fast_rank(buf, m.start() + 2)
+        run = self._copies
+        if run is None or run[1] != rank:
+            if run is not None:
+                self._out.append(BlockCopies(*run))
+            run = self._copies = [line, rank, 0, 0]
+        if m[f["offload"]] == b"true":
+            run[2] += 1
+        else:
+            run[3] += 1
+
+    def _on_addseq(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._flush()
+        con = f["con"]
+        self._out.append(
+            AddSequence(
+                line,
+                _rank(buf, m.start()),
+                _window(m, buf, f),
+                int(m[f["rid"]]),
+                int(m[f["len"]]),
+                int(m[f["pre"]]),
+                _int(m[con]),
+            )
+        )
+
+    _on_addseqw = _on_addseq
+
+    def _on_release(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._flush()
+        self._out.append(
+            ReleaseBlocks(
+                line,
+                _rank(buf, m.start()),
+                _window(m, buf, f),
+                int(m[f["rid"]]),
+                int(m[f["n"]]),
+            )
+        )
+
+    def _on_prepop(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._flush()
+        self._out.append(
+            PrepopulatedLength(
+                line,
+                _rank(buf, m.start()),
+                int(m[f["rid"]]),
+                int(m[f["len"]]),
+                int(m[f["prompt"]]),
+            )
+        )
+
+    def _on_reuse(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._flush()
+        self._out.append(ReuseSetting(line, _rank(buf, m.start()), m[f["on"]] == b"enabled"))
+
+    def _on_tpb(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._flush()
+        self._out.append(TokensPerBlock(line, _rank(buf, m.start()), int(m[f["n"]])))
+
+    def _pool(
+        self,
+        m: Match,
+        buf: bytes,
+        line: int,
+        window: int | None,
+        primary: int | None,
+        secondary: int | None,
+        *,
+        tokens_per_block: int | None = None,
+        construction: bool,
+        estimation: bool = False,
+    ) -> None:
+        self._flush()
+        self._out.append(
+            PoolSize(
+                line,
+                _rank(buf, m.start()),
+                window,
+                primary,
+                secondary,
+                tokens_per_block,
+                construction,
+                estimation,
+            )
+        )
+
+    def _on_pool(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        n = int(m[f["n"]])
+        primary = m[f["level"]] == b"primary"
+        self._pool(
+            m,
+            buf,
+            line,
+            _int(m[f["win"]]),
+            n if primary else None,
+            None if primary else n,
+            construction=True,
+        )
+
+    def _on_maxblocks(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._pool(
+            m,
+            buf,
+            line,
+            _int(m[f["win"]]),
+            _int(m[f["pri"]]),
+            _int(m[f["sec"]]),
+            tokens_per_block=_int(m[f["tpb"]]),
+            construction=True,
+        )
+
+    def _on_poolcount(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        n = int(m[f["n"]])
+        primary = m[f["level"]] == b"primary"
+        self._pool(
+            m,
+            buf,
+            line,
+            _int(m[f["win"]]),
+            n if primary else None,
+            None if primary else n,
+            construction=False,
+        )
+
+    def _on_bpw(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._pool(
+            m,
+            buf,
+            line,
+            int(m[f["win"]]),
+            int(m[f["pri"]]),
+            int(m[f["sec"]]),
+            construction=False,
+        )
+
+    def _windows(self, m: Match, buf: bytes, line: int, text: bytes, *, estimation: bool) -> None:
+        for win, pri, sec in p.WINDOW_TUPLE.findall(text):
+            self._pool(
+                m,
+                buf,
+                line,
+                int(win),
+                int(pri),
+                int(sec),
+                construction=False,
+                estimation=estimation,
+            )
+
+    def _on_pybpw(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._windows(m, buf, line, m[f["text"]], estimation=False)
+
+    def _on_pyest(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._windows(m, buf, line, m[f["text"]], estimation=True)
+
+    def _on_v2(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._flush()
+        text = m[f["text"]]
+        # "... to %s for %s True Model" (the %s printed literally) or "... to True for Model"
+        choice = p.V2_CHOICE.search(text)
+        selected = None if choice is None else choice.group(1) == b"True"
+        self._out.append(
+            ManagerV2(
+                line,
+                _rank(buf, m.start()),
+                selected,
+                "Resolved use_kv_cache_manager_v2" + _text(text),
+            )
+        )
+
+    def _on_banner(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._flush()
+        self._out.append(Banner(line, m[f["version"]].decode("ascii", "replace")))
+
+    def _on_brace(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        start = m.start()
+        body = b"{" + m[f["text"]]
+        if buf[max(0, start - 9) : start + 1] == b"[kvverify]":
+            self._flush()
+            self._out.append(Marker(line, _marker(body), _text(body)))
+        else:
+            self._json(body, line)
+
+    def _on_list(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._json(m[f["text"]], line)
+
+    def _error(self, line: int, rank: int | None, kind: ErrorKind, raw: bytes) -> None:
+        self._flush()
+        text = _text(raw)
+        if kind in ("error", "exception") and "CUDA" in text:
+            kind = "cuda"
+        self._out.append(ErrorLine(line, rank, kind, text))
+
+    def _on_err(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        # The look-behind let through any tag ending in "E] " or "R] " (or "R][n] "):
+        # keep "[E]" and "[ERROR]" only.
+        tag_end = buf.rfind(b"]", max(0, m.start() - 8), m.start() + 1)
+        tag = buf[buf.rfind(b"[", max(0, tag_end - 8), tag_end) : tag_end + 1]
+        if tag.isdigit() or tag[1:-1].isdigit():
+            tag_end = buf.rfind(b"]", max(0, tag_end - 8), tag_end)
+            tag = buf[buf.rfind(b"[", max(0, tag_end - 8), tag_end) : tag_end + 1]
+        if tag in (b"[E]", b"[ERROR]"):
+            self._error(line, _rank(buf, m.start()), "error", m[f["text"]])
+
+    def _on_missing(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._error(line, _rank(buf, m.start()), "missing-sequence", m.group(0).lstrip(b"\n] "))
+
+    _on_missing2 = _on_missing
+
+    def _on_traceback(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._error(line, None, "traceback", b"Traceback (most recent call last):")
+
+    def _on_exception(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._error(line, None, "exception", m[f["text"]])
+
+    def _on_cuda(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._error(line, None, "cuda", b"CUDA " + m[f["text"]])
+
+    def _json(self, text: bytes, line: int) -> None:
+        if b"iterOffloadBlocks" in text or b"iterOnboardBlocks" in text:
+            off = sum(int(x) for x in p.ITER_OFFLOAD.findall(text))
+            on = sum(int(x) for x in p.ITER_ONBOARD.findall(text))
+            self._flush()
+            self._out.append(IterationStats(line, off, on))
+        diffs = p.CACHE_LEVEL_DIFF.findall(text)
+        if diffs:
+            offloads = onboards = 0
+            for d in diffs:
+                new, old = p.NEW_VALUE.search(d), p.OLD_VALUE.search(d)
+                if new is None or old is None:
+                    continue
+                if (old.group(1), new.group(1)) == (b"0", b"1"):
+                    offloads += 1
+                elif (old.group(1), new.group(1)) == (b"1", b"0"):
+                    onboards += 1
+            self._flush()
+            self._out.append(CacheLevelEvents(line, offloads, onboards))
+
+
+def _position(m: Match | tuple[int, Level]) -> int:
+    return m[0] if type(m) is tuple else m.start()  # type: ignore[union-attr]
+
+
+def _window(m: Match, buf: bytes, f: p.Fields) -> int | None:
+    """The N of ``BlockManager[windowSize=N]`` on a window manager's line."""
+    if "win" in f:  # at the start of a line: captured
+        return _int(m[f["win"]])
+    if "bare" in f:  # "BlockManager - ..." / "BlockManager::...": printed no window
+        return None
+    # A tail found at the "]" of "[windowSize=N]": read N back from there.
+    start = m.start()
+    w = p.WINDOW_BEFORE.search(buf, max(0, start - 24), start)
+    return None if w is None else int(w.group(1))
+
+
+def _fast_rank(buf: bytes, body: int) -> int | None:
+    """Rank of a C++ line whose body at ``body`` follows ``[n] `` or ``[RANK n] ``."""
+    if body < 3 or buf[body - 3] not in _DIGITS or buf[body - 2] != 0x5D:  # "]"
+        return None
+    q = buf.rfind(b"[", max(0, body - 16), body - 2)
+    if q < 0:
+        return None
+    inner = buf[q + 1 : body - 2]
+    if inner.isdigit():
+        return int(inner)
+    if inner.startswith(b"RANK ") and inner[5:].isdigit():
+        return int(inner[5:])
+    return None
+
+
+def _rank(buf: bytes, start: int) -> int | None:
+    """Rank printed anywhere in the prefix of the line that holds ``start``."""
+    line_start = buf.rfind(b"\n", 0, start) + 1
+    if buf[start : start + 1] == b"\n":  # a LINE_START match: no prefix
+        return None
+    m = p.RANK_IN_PREFIX.search(buf, line_start, start + 2)
+    if m is None:
+        return None
+    return int(m.group(1) or m.group(2) or m.group(3))
+
+
+def _marker(raw: bytes) -> dict[str, Any] | None:
+    try:
+        data = json.loads(_text(raw))
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def iter_events(chunks: Iterable[bytes]) -> Iterator[Event]:
+    """Events of a log given as an iterable of byte chunks of any size."""
+    scanner = Scanner()
+    for chunk in chunks:
+        yield from scanner.feed(chunk)
+    yield from scanner.close()
+
+
+def parse_bytes(data: bytes) -> list[Event]:
+    """Events of a whole log held in memory."""
+    return list(iter_events([data]))

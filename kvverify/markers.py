@@ -1,0 +1,33 @@
+"""The marker protocol: how ``kvverify run`` writes what it learns into the captured stream.
+
+A marker is one line, ``[kvverify] {json}``, written next to what the engine prints, so a saved
+log alone lets ``kvverify check`` repeat the run's verdict. Every marker has ``v`` (protocol
+version) and ``t`` (type):
+
+``run``         scenario, variant, engine (``trtllm``/``sim``), engine_version, dialect,
+                expect (expectations as written), max_batch_size, steps (count), prompt_lengths,
+                approximate_tokens, predicted (reference-model numbers, when computed)
+``step_begin``  step (from 1), prompt
+``step_end``    step, prompt, request_id (``RequestOutput.request_id``), prompt_len, output_len,
+                cached_tokens, first_token_ms, latency_ms, kv (per-request KV-cache metrics)
+``iter_stats``  stats: iteration statistics (``kvCacheStats`` / ``kvCacheIterationStats`` only)
+``kv_events``   events: KV-cache events without their token lists
+``shutdown``    phase: ``begin`` | ``end``
+``error``       message: an exception in the worker, with its type
+``exit``        written by the supervisor: status (``ok``/``crashed``/``timeout``/
+                ``interrupted``), returncode, signal, detail
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+PREFIX = "[kvverify] "
+VERSION = 1
+
+
+def line(kind: str, **fields: Any) -> str:
+    """One marker line, newline included. Leads with a newline-free JSON object."""
+    payload = json.dumps({"v": VERSION, "t": kind, **fields}, separators=(",", ":"), default=str)
+    return PREFIX + payload + "\n"
