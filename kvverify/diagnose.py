@@ -286,7 +286,7 @@ def cause_of(check: Check, metric: str, ev: Evidence) -> str | None:
         real = _real(seg)
         if metric in _REUSE_METRICS and tpb and real and all(r.input_length <= tpb for r in real):
             causes.append("prompt-too-short")
-        if seg.primary_blocks and not seg.secondary_blocks:
+        if seg.primary_blocks and not seg.has_host_pool:
             causes.append("no-host-pool")
     elif metric in _REUSE_METRICS and check.observed > 0:
         # Some happened where none was expected: warm-up dummies, or a pool big enough.

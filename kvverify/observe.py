@@ -206,7 +206,7 @@ class View:
             copies = seg.lookups[2]  # "Copied partially filled block" is also isOffload=false
             value = seg.offload_copies if offload else max(0, seg.onboard_copies - copies)
             return Observation(float(value), "copyBlock lines in the log")
-        if seg.primary_blocks and not seg.secondary_blocks and self.ev.debug:
+        if seg.primary_blocks and not seg.has_host_pool and self.ev.debug:
             return Observation(0.0, "the final manager has no secondary (host) pool")
         return _missing(
             "the log shows no offload evidence: copyBlock lines exist only in TensorRT-LLM 1.2+ "

@@ -133,6 +133,11 @@ class Segment:
         self.by_id[request.request_id] = request
 
     @property
+    def has_host_pool(self) -> bool:
+        """A secondary (host) pool with blocks: evicted blocks can be offloaded."""
+        return any(n > 0 for n in self.secondary_blocks.values())
+
+    @property
     def windows(self) -> set[int | None]:
         return {s.window for s in self.summaries} | set(self.primary_blocks)
 
@@ -200,6 +205,8 @@ class Attributor:
         # Per rank: counts of lookups/copies waiting for the next addSequence.
         self._pending: dict[int | None, list[int]] = {}
         self._pending_prepop: dict[tuple[int | None, int], int] = {}
+        # Window of the lookups waiting for the next addSequence (1.2 prints none on it).
+        self._pending_window: dict[int | None, int | None] = {}
 
     # -- segments ------------------------------------------------------------------------------
 
@@ -209,6 +216,7 @@ class Attributor:
         self.ev.segments.append(seg)
         self._current[rank] = seg
         self._pending.pop(rank, None)
+        self._pending_window.pop(rank, None)
         return seg
 
     def _segment_for_use(self, rank: int | None, line: int) -> Segment:
@@ -269,6 +277,7 @@ class Attributor:
         t[1] += e.partial
         t[2] += e.copied
         t[3] += e.missed
+        self._pending_window[e.rank] = e.window
         p = self._pending.setdefault(e.rank, [0, 0, 0, 0, 0, 0])
         p[0] += e.matched
         p[1] += e.partial
@@ -308,10 +317,16 @@ class Attributor:
     def _pool(self, e: PoolSize) -> None:
         key = ("pool", e.construction, e.window, e.primary is None, e.secondary is None)
         seg = self._construction(e.rank, e.line, key)
-        if e.primary is not None:
-            seg.primary_blocks[e.window] = e.primary
-        if e.secondary is not None:
-            seg.secondary_blocks[e.window] = e.secondary
+        for pools, n in ((seg.primary_blocks, e.primary), (seg.secondary_blocks, e.secondary)):
+            if n is None:
+                continue
+            window = e.window
+            named = [w for w in pools if w is not None]
+            if window is None and len(named) == 1:
+                window = named[0]  # a line without window, for the one window there is
+            elif window is not None and None in pools:
+                del pools[None]  # the same pool, now with its window named
+            pools[window] = n
         if e.tokens_per_block is not None:
             seg.tokens_per_block = e.tokens_per_block
         seg.estimation = seg.estimation or e.estimation
@@ -366,9 +381,10 @@ class Attributor:
         reused = e.prepopulated if prepop is None else prepop
         req = seg.request(e.request_id)
         pending = self._pending.pop(e.rank, None)
+        window = e.window if e.window is not None else self._pending_window.pop(e.rank, None)
         # One addSequence line per window (VSWA): the same request, unless its id comes back
         # for a new request (warm-up dummies reuse ids) after it was released.
-        if req is None or req.stored_blocks is not None or e.window in req.windows:
+        if req is None or req.stored_blocks is not None or window in req.windows:
             req = Request(
                 request_id=e.request_id,
                 segment=seg.index,
@@ -381,7 +397,7 @@ class Attributor:
             seg.add_request(req)
         else:  # another window of the same request: 2026 keeps the minimum (1.2: the last)
             req.reused_tokens = min(req.reused_tokens, reused) if prepop is None else prepop
-        req.windows.append(e.window)
+        req.windows.append(window)
         if pending is not None:
             req.matched = (req.matched or 0) + pending[0]
             req.partial = (req.partial or 0) + pending[1]

@@ -184,23 +184,24 @@ class Scanner:
         self._line = line + buf.count(b"\n", pos, end)
 
     def _find_levels(self, buf: bytes, end: int, matches: list[Match]) -> list[tuple[int, Level]]:
-        """Where logging at DEBUG (and, before that, INFO) first shows: the first level tag or
-        the first DEBUG-only line, whichever comes first. Searching stops once DEBUG is known,
-        so a DEBUG log pays for this only up to its first KV-cache line."""
-        first_debug = end
+        """Where logging at DEBUG first shows (the first DEBUG tag or DEBUG-only line, whichever
+        comes first) and, before that, INFO. Searching stops once DEBUG is known, so a DEBUG log
+        pays for this only up to its first DEBUG line."""
+        debug_at = end
         for m in matches:
             if p.ANCHORED_TABLE[m.lastindex or 0][0] in _DEBUG_ONLY:
-                first_debug = m.start()
+                debug_at = m.start()
                 break
+        hits = [i for i in (buf.find(t, 0, debug_at) for t in p.DEBUG_TAGS) if i >= 0]
+        debug_at = min([debug_at, *hits])
         found: list[tuple[int, Level]] = []
-        for level, tags in list(self._levels_todo.items()):
-            hits = [i for i in (buf.find(t, 0, first_debug) for t in tags) if i >= 0]
-            if hits:
-                found.append((min(hits), level))
-                del self._levels_todo[level]
-        if first_debug < end and "debug" in self._levels_todo:
-            found.append((first_debug, "debug"))
-        if "debug" not in self._levels_todo:
+        if "info" in self._levels_todo:
+            info = [i for i in (buf.find(t, 0, debug_at) for t in p.INFO_TAGS) if i >= 0]
+            if info:
+                found.append((min(info), "info"))
+                del self._levels_todo["info"]
+        if debug_at < end:
+            found.append((debug_at, "debug"))
             self._levels_todo.clear()  # INFO matters only for a log without DEBUG
         return found
 
@@ -450,7 +451,15 @@ class Scanner:
             tag_end = buf.rfind(b"]", max(0, tag_end - 8), tag_end)
             tag = buf[buf.rfind(b"[", max(0, tag_end - 8), tag_end) : tag_end + 1]
         if tag in (b"[E]", b"[ERROR]"):
-            self._error(line, _rank(buf, m.start()), "error", m[f["text"]])
+            text = m[f["text"]]
+            # After the level come the timestamp era's "[n] " and 2026's "[module] [RANK n] ".
+            tags = p.LEADING_TAGS.match(text)
+            rank = _rank(buf, m.start())
+            if rank is None and tags is not None:
+                found = p.RANK_IN_PREFIX.search(b"] " + tags.group(0))
+                if found is not None:
+                    rank = int(found.group(1) or found.group(2) or found.group(3))
+            self._error(line, rank, "error", text)
 
     def _on_missing(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
         self._error(line, _rank(buf, m.start()), "missing-sequence", m.group(0).lstrip(b"\n] "))

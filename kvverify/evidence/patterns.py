@@ -221,6 +221,9 @@ WINDOW_BEFORE = re.compile(rb"\[windowSize=(\d+)$")
 #: classic C++ "[TensorRT-LLM][DEBUG][n] ", timestamp-era C++ "[TRT-LLM] [D] [n] ".
 RANK_IN_PREFIX = re.compile(rb"\[(?:RANK |MPI_Rank )(\d+)\]|\]\[(\d+)\] |\] \[(\d+)\] ")
 
+#: Bracketed tags at the start of a message ("[batchmgr] [RANK 0] ").
+LEADING_TAGS = re.compile(rb"(?:\[[^\]\n]{1,24}\] )+")
+
 #: Level tags that say TensorRT-LLM logged at DEBUG / INFO (C++ all eras, Python 2025+).
 DEBUG_TAGS = (b"[DEBUG]", b"[D] ")
 INFO_TAGS = (b"[INFO]", b"[I] ")

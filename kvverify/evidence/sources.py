@@ -143,6 +143,40 @@ def _decompressor(kind: str, stream: BinaryIO) -> BinaryIO:
         return lzma.LZMAFile(stream)  # type: ignore[return-value]
     if kind == "bzip2":
         return bz2.BZ2File(stream)  # type: ignore[return-value]
-    return zstandard.ZstdDecompressor().stream_reader(
-        stream, read_across_frames=True
-    )
+    return _Zstd(stream)  # type: ignore[return-value]
+
+
+class _Zstd(io.RawIOBase):
+    """zstd frames one after the other; a frame cut short raises instead of ending quietly
+    (``ZstdDecompressor.stream_reader`` reports a truncated frame as a clean end)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._dctx = zstandard.ZstdDecompressor()
+        self._obj = self._dctx.decompressobj()
+        self._fed = False  # the current frame has input
+        self._out = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._out or (size >= 0 and len(self._out) < size):
+            data = self._raw.read(1 << 20)
+            if not data:
+                if self._fed and not self._obj.eof:
+                    raise zstandard.ZstdError("the last frame is incomplete")
+                break
+            while data:
+                self._fed = True
+                self._out += self._obj.decompress(data)
+                data = b""
+                if self._obj.eof:  # next frame, if any, starts in unused_data
+                    data = self._obj.unused_data
+                    self._obj = self._dctx.decompressobj()
+                    self._fed = False
+        if size < 0:
+            out, self._out = self._out, b""
+        else:
+            out, self._out = self._out[:size], self._out[size:]
+        return out

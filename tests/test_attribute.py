@@ -1,0 +1,102 @@
+"""Attribution: which manager, rank and window each summary and request belongs to."""
+
+from __future__ import annotations
+
+from logmaker import Manager, Req, WINDOW, counters_of, seed_log, seed_requests, write_manager
+
+from kvverify.engines.sim.dialects import DIALECTS, LogWriter
+from kvverify.evidence.attribute import Evidence, attribute
+from kvverify.evidence.parse import parse_bytes
+
+
+def evidence(text: str) -> Evidence:
+    return attribute(parse_bytes(text.encode()))
+
+
+def test_estimation_summary_printed_late_still_goes_to_the_estimation_manager() -> None:
+    ev = evidence(seed_log("1.2"))
+    first, final = ev.segments
+    assert [b.values["missed_blocks"] for b in first.summaries] == [16]  # the dummy's blocks
+    assert [b.values["reused_blocks"] for b in final.summaries] == [4]
+    assert ev.final_segment() is final
+    assert [r.request_id for r in final.requests] == [1, 2, 3, 4]
+    assert [r.request_id for r in first.requests] == [1]  # same ids, other manager
+
+
+def test_final_manager_without_summary_is_never_replaced_by_an_earlier_one() -> None:
+    ev = evidence(seed_log("1.2", summary=False))
+    final = ev.final_segment()
+    assert final is not None
+    assert final.index == 1
+    assert final.summaries == []
+    assert len(final.requests) == 4
+
+
+def test_per_request_lookups_copies_and_prepopulated_length() -> None:
+    final = evidence(seed_log("1.2")).final_segment()
+    assert final is not None
+    third = final.request(3)
+    assert third is not None
+    assert (third.matched, third.copied, third.missed, third.onboard_copies) == (1, 1, 0, 2)
+    assert third.reused_tokens == 26
+    assert third.stored_blocks == 16
+    assert final.tokens_per_block == 16
+    assert final.primary_blocks == {WINDOW: 16}
+    assert final.secondary_blocks == {WINDOW: 455}
+
+
+def test_appended_runs_are_separated_by_the_banner() -> None:
+    # A first run killed before shutdown, then a complete second run, in one file.
+    ev = evidence(seed_log("1.2", summary=False, estimation=False) + seed_log("1.2", reuse=False))
+    assert ev.runs == 2
+    final = ev.final_segment()
+    assert final is not None
+    assert final.run == 1
+    assert [b.values["reused_blocks"] for b in final.summaries] == [0]
+    crashed = [s for s in ev.segments if s.run == 0]
+    assert all(s.summaries == [] for s in crashed)  # the second run's summaries stay there
+
+
+def test_ranks_have_their_own_managers() -> None:
+    lines: list[str] = []
+    writers = [LogWriter(DIALECTS["2026"], lines.append, rank=r) for r in (0, 1)]
+    for w in writers:
+        w.banner()
+    for w in writers:
+        write_manager(w, Manager(requests=seed_requests(True)), summary=False)
+    for w in writers:
+        w.summary(WINDOW, counters_of(seed_requests(True)))
+    ev = evidence("".join(lines))
+    assert ev.ranks() == [0, 1]
+    assert [len(s.summaries) for s in ev.segments] == [1, 1]
+    assert {s.rank: s.index for s in ev.segments} == {0: 0, 1: 0}
+
+
+def test_a_log_of_summaries_only() -> None:
+    lines: list[str] = []
+    w = LogWriter(DIALECTS["1.2"], lines.append)
+    reqs = [Req(1, 33, ["missed", "missed", "missed"], 0)]
+    w.summary(WINDOW, counters_of(reqs))
+    w.summary(WINDOW, counters_of(seed_requests(True)))
+    ev = evidence("".join(lines))
+    assert len(ev.segments) == 2
+    final = ev.final_segment()
+    assert final is not None
+    assert final.summaries[0].values["reused_blocks"] == 4
+
+
+def test_several_windows_of_one_manager() -> None:
+    lines: list[str] = []
+    w = LogWriter(DIALECTS["1.2"], lines.append)
+    w.construct_windows({128: (16, 0), 4096: (16, 0)}, 16)
+    for window in (128, 4096):
+        w.lookup("matched", 1, 9, window)
+        w.add_sequence(9, 40, 16 if window == 128 else 32, window)
+    for window in (128, 4096):
+        w.summary(window, counters_of(seed_requests(True)))
+    ev = evidence("".join(lines))
+    (seg,) = ev.segments
+    assert sorted(b.window for b in seg.summaries) == [128, 4096]
+    (req,) = seg.requests  # one request, printed once per window
+    assert req.windows == [128, 4096]  # from its per-block lines: 1.2 prints no window
+    assert req.reused_tokens == 32  # 1.2 prints the pre-populated length per window: last wins

@@ -1,0 +1,235 @@
+"""Checking a log: verdicts, where each value comes from, and never passing in silence."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from logmaker import Manager, Req, WINDOW, counters_of, seed_log, write_manager
+
+from kvverify import markers
+from kvverify.check import Inputs, StepPlan, check_events
+from kvverify.engines.sim.dialects import DIALECTS, LogWriter
+from kvverify.evidence.parse import parse_bytes
+from kvverify.expect import parse_all
+from kvverify.result import LogReport
+
+
+def check(text: str, *expectations: str, steps: StepPlan | None = None) -> LogReport:
+    inputs = Inputs(expectations=parse_all(expectations), steps=steps)
+    return check_events(parse_bytes(text.encode()), "test.log", inputs)
+
+
+def statuses(report: LogReport) -> dict[str, tuple[str, float | None]]:
+    return {c.expression: (c.status, c.observed) for c in report.checks}
+
+
+def codes(report: LogReport) -> set[str]:
+    return {d.code for d in report.diagnoses}
+
+
+def test_default_expectation_is_reuse_happened() -> None:
+    r = check(seed_log("1.2"))
+    assert r.verdict == "pass"
+    assert statuses(r) == {"reused_blocks > 0": ("pass", 4.0), "cache_hit_rate > 0": ("pass", 0.5)}
+    assert {c.source for c in r.checks} == {"default"}
+
+
+def test_no_reuse_fails_with_a_named_cause_and_passes_the_negative_control() -> None:
+    off = seed_log("1.2", reuse=False)
+    r = check(off)
+    assert r.verdict == "fail"
+    assert {c.diagnosis for c in r.checks} == {"no-host-pool"}
+    assert "no-host-pool" in codes(r)
+    assert check(off, "no-reuse").verdict == "pass"
+
+
+def test_the_checks_read_the_final_manager_not_the_estimation_pass() -> None:
+    r = check(seed_log("1.2"), "missed_blocks == 4", "allocated_total_blocks == 8")
+    assert r.verdict == "pass"
+    final = [s for s in r.summaries if s.final]
+    assert len(final) == 1
+    assert final[0].segment == 1
+    assert [s.estimation for s in r.summaries] == [True, False]
+
+
+def test_requests_but_no_summary_is_not_analyzable_never_a_pass_or_zero() -> None:
+    r = check(seed_log("1.2", summary=False))
+    assert r.verdict == "not_analyzable"
+    for c in r.checks:
+        assert c.status == "not_analyzable"
+        assert c.observed is None
+        assert c.diagnosis == "no-summary"
+        assert "died or was killed before shutdown" in c.reason
+    assert "no-summary" in codes(r)
+    # ...although the estimation manager did print a summary
+    assert [s.segment for s in r.summaries] == [0]
+
+
+def test_no_debug_lines() -> None:
+    text = "[TensorRT-LLM][INFO] Number of tokens per block: 16.\nhello\n"
+    r = check(text)
+    assert r.verdict == "not_analyzable"
+    assert {c.diagnosis for c in r.checks} == {"no-debug-lines"}
+    d = next(d for d in r.diagnoses if d.code == "no-debug-lines")
+    assert "INFO lines from line 1" in d.detail
+    assert "TLLM_LOG_LEVEL=DEBUG" in d.hint
+
+
+def test_kv_cache_manager_v2() -> None:
+    text = (
+        "[05/14/2026-07:06:30] [TRT-LLM] [I] [llmapi] Resolved use_kv_cache_manager_v2='auto' to "
+        "%s for %s True LlamaForCausalLM\n"
+        "[TRT-LLM] [D] [batchmgr] some V2 debug line\n"
+    )
+    r = check(text)
+    assert r.verdict == "not_analyzable"
+    assert {c.diagnosis for c in r.checks} == {"kv-cache-manager-v2"}
+    assert "use_kv_cache_manager_v2=False" in next(
+        d.hint for d in r.diagnoses if d.code == "kv-cache-manager-v2"
+    )
+
+
+def test_3_line_summary_has_no_hit_rate() -> None:
+    r = check(seed_log("2024a"))
+    assert statuses(r) == {
+        "reused_blocks > 0": ("pass", 4.0),
+        "cache_hit_rate > 0": ("not_analyzable", None),
+    }
+    assert r.verdict == "not_analyzable"
+    assert "summary-without-hit-rate" in codes(r)
+
+
+def test_empty_log() -> None:
+    r = check("")
+    assert r.verdict == "not_analyzable"
+    assert codes(r) == {"empty-log"}
+
+
+def test_offload_metrics_from_copy_lines_and_their_absence() -> None:
+    # A, B, A, B: the second A and B each onboard one block and copy one partial block; the
+    # partial copies are copyBlock isOffload=false lines too, and are not onboards.
+    r = check(seed_log("1.2"), "offloaded_blocks == 0", "onboarded_blocks == 2")
+    assert r.verdict == "pass", r.checks
+    # 2025mid has no copyBlock lines: the number is unknown, not 0 ...
+    r = check(seed_log("2025mid"), "onboarded_blocks > 0")
+    assert statuses(r) == {"onboarded_blocks > 0": ("not_analyzable", None)}
+    assert r.checks[0].diagnosis == "no-offload-evidence"
+    # ... unless the manager has no host pool: then nothing can be offloaded.
+    r = check(seed_log("2025mid", reuse=False), "offloaded_blocks == 0")
+    assert r.verdict == "pass"
+
+
+def test_request_metrics_and_unknown_ids() -> None:
+    r = check(seed_log("1.2"), "request[3].reused_tokens == 26", "request[3].reused_blocks == 2",
+              "request[3].partial_reused_blocks == 1", "request[1].missed_blocks == 2",
+              "request[3].onboarded_blocks == 1", "request[3].stored_blocks == 16",
+              "request[3].cache_hit_rate == 1", "request[99].reused_tokens > 0")
+    st = statuses(r)
+    assert st.pop("request[99].reused_tokens > 0") == ("not_analyzable", None)
+    assert all(s == "pass" for s, _ in st.values()), st
+    missing = next(c for c in r.checks if "99" in c.expression)
+    assert missing.diagnosis == "request-not-found"
+    assert "ids: 1, 2, 3, 4" in missing.reason
+
+
+def test_request_block_counts_are_derived_when_no_per_block_lines() -> None:
+    text = (
+        "[TensorRT-LLM][INFO] Number of tokens per block: 16.\n"
+        "[TensorRT-LLM][DEBUG] addSequence: Request 5, inputLength 40, prepopulatedPromptLen 20\n"
+    )
+    r = check(text, "request[5].reused_blocks == 2", "request[5].partial_reused_blocks == 1",
+              "request[5].missed_blocks == 1")
+    assert r.verdict == "pass", r.checks
+
+
+def test_steps_need_a_scenario_or_markers() -> None:
+    r = check(seed_log("1.2"), "step[3].reused_tokens > 0")
+    assert r.checks[0].status == "not_analyzable"
+    assert r.checks[0].diagnosis == "no-step-mapping"
+    plan = StepPlan(prompt_lengths=(27, 25, 27, 25), max_batch_size=1)
+    r = check(seed_log("1.2"), "step[1].reused_tokens == 0", "step[3].reused_tokens > 0",
+              "step[4].reused_tokens == 24", steps=plan)
+    assert r.verdict == "pass", r.checks
+    assert [q.step for q in r.requests if q.segment == 1] == [1, 2, 3, 4]
+
+
+def test_step_mapping_without_max_batch_size_takes_the_last_requests() -> None:
+    lines: list[str] = []
+    w = LogWriter(DIALECTS["1.2"], lines.append)
+    warmup = Req(0, 255, ["missed"] * 16, 0)
+    real = [Req(10 + i, 27, ["missed", "missed"], 0) for i in range(2)]
+    write_manager(w, Manager(requests=[warmup, *real]))
+    r = check("".join(lines), "step[1].input_length == 27", steps=StepPlan((27, 27)))
+    assert r.verdict == "pass"
+    assert [q.step for q in r.requests] == [None, 1, 2]
+
+
+def test_warmup_dummies_reusing_blocks_are_flagged() -> None:
+    lines: list[str] = []
+    w = LogWriter(DIALECTS["2025mid"], lines.append)
+    dummies = [Req(0, 64, ["missed"] * 4, 0), Req(0, 64, ["matched"] * 3 + ["missed"], 48)]
+    reqs = [*dummies, Req(1, 27, ["missed", "missed"], 0)]
+    write_manager(w, Manager(requests=reqs))
+    lines.insert(0, markers.line("run", engine="trtllm", max_batch_size=1, steps=1,
+                                 expect=["no-reuse"]))
+    r = check("".join(lines))  # expectations from the log: written by kvverify run
+    assert r.verdict == "fail"
+    assert {c.source for c in r.checks} == {"log"}
+    assert r.checks[0].diagnosis == "warmup-pollution"
+    assert "warmup-pollution" in codes(r)
+    assert [q.dummy for q in r.requests] == [True, True, False]
+
+
+def test_expectations_from_cli_win_over_the_log() -> None:
+    text = markers.line("run", engine="sim", expect=["reused_blocks == 999"]) + seed_log("1.2")
+    assert check(text).verdict == "fail"
+    assert check(text, "reused_blocks == 4").verdict == "pass"
+    assert check(text).engine.name == "sim"
+
+
+def test_a_crashed_run_is_reported_as_crashed() -> None:
+    text = seed_log("1.2", summary=False) + markers.line(
+        "exit", status="crashed", returncode=-9, signal="SIGKILL", detail="killed by SIGKILL"
+    )
+    r = check(text)
+    assert r.verdict == "crashed"
+    assert r.diagnoses[0].code == "run-crashed"
+    assert "killed by SIGKILL" in r.diagnoses[0].title
+
+
+def test_engine_errors_are_diagnosed() -> None:
+    text = seed_log("1.2") + "[TensorRT-LLM][ERROR] CUDA runtime error in cudaMemcpy\n"
+    r = check(text)
+    assert r.verdict == "pass"  # the numbers still hold; the error is reported next to them
+    d = next(d for d in r.diagnoses if d.code == "engine-errors")
+    assert d.severity == "error"
+    assert "CUDA runtime error" in d.detail
+    assert r.error_count == 1
+
+
+def test_window_rank_and_segment_scopes() -> None:
+    r = check(seed_log("1.2"), f"window[{WINDOW}].reused_blocks == 4", "segment[0].missed_blocks "
+              "== 16", "window[64].reused_blocks == 0", "rank[2].reused_blocks == 0")
+    assert statuses(r) == {
+        f"window[{WINDOW}].reused_blocks == 4": ("pass", 4.0),
+        "segment[0].missed_blocks == 16": ("pass", 16.0),
+        "window[64].reused_blocks == 0": ("not_analyzable", None),
+        "rank[2].reused_blocks == 0": ("not_analyzable", None),
+    }
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+def test_json_report_is_plain_json_with_nulls_not_zeros(dialect: str) -> None:
+    r = check(seed_log(dialect))
+    data = json.loads(r.model_dump_json())
+    printed = set(DIALECTS[dialect].summary_metrics)
+    for s in data["summaries"]:
+        for key in ("missed_blocks", "cache_hit_rate", "reused_tokens", "reused_blocks"):
+            assert (s[key] is not None) == (key in printed), (key, s)
+
+
+def test_counters_helper_matches_the_writer() -> None:
+    # guard for the tests above: the log maker's counters are what the summary prints
+    c = counters_of([Req(1, 27, ["missed", "matched"], 16)])
+    assert (c["missed_blocks"], c["reused_blocks"], c["reused_tokens"]) == (1, 1, 16)
