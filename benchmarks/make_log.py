@@ -136,9 +136,13 @@ class Writer:
             self.line(P + fmt.replace("%lu", "%d") % (self.bm, value))
 
 
-def construct(w: Writer, primary: int, secondary: int, tpb: int, window: int, rank_note: str) -> None:
+def construct(
+    w: Writer, primary: int, secondary: int, tpb: int, window: int, rank_note: str
+) -> None:
     w.line(f"{I}Number of tokens per block: {tpb}.")
-    w.line(f"{P}[{w.bm}] Allocating primary pool with {primary} blocks for 36 layers with 8 kv heads")
+    w.line(
+        f"{P}[{w.bm}] Allocating primary pool with {primary} blocks for 36 layers with 8 kv heads"
+    )
     if secondary:
         w.line(
             f"{P}[{w.bm}] Allocating secondary pool with {secondary} blocks for 36 layers with "
@@ -150,7 +154,9 @@ def construct(w: Writer, primary: int, secondary: int, tpb: int, window: int, ra
         f"length={window}"
     )
     w.line(f"{P}KV cache block reuse is enabled")
-    w.line(f"{I}[MemUsageChange] Allocated 1.00 GiB for max tokens in paged KV cache ({rank_note}).")
+    w.line(
+        f"{I}[MemUsageChange] Allocated 1.00 GiB for max tokens in paged KV cache ({rank_note})."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         w = Writer(out, tpb, window)
         w.line("[TensorRT-LLM] TensorRT LLM version: 1.2.0rc2")
         w.line("[11/29/2026-10:00:00] [TRT-LLM] [I] Using LLM with PyTorch backend")
-        w.line("[11/29/2026-10:00:05] [TRT-LLM] [I] Resolved use_kv_cache_manager_v2='auto' to %s "
-               "for %s False Qwen3ForCausalLM")
+        w.line(
+            "[11/29/2026-10:00:05] [TRT-LLM] [I] Resolved use_kv_cache_manager_v2='auto' to %s "
+            "for %s False Qwen3ForCausalLM"
+        )
         # The estimation manager runs dummy requests; its destructor is GC-driven and prints
         # its summary after the real manager has been built (reference §9.2).
         construct(w, 130, 0, tpb, window, "4160")
@@ -207,17 +215,23 @@ def main(argv: list[str] | None = None) -> int:
                         else:
                             w.line(f"{P}{w.bm}::storeNewBlock - no need to store")
                 if it % 500 == 0:
+                    used = rng.randint(0, primary)
                     w.line(
-                        '[kvverify] {"v":1,"t":"iter_stats","stats":[{"iter":%d,'
-                        '"kvCacheStats":{"usedNumBlocks":%d}}]}' % (it, rng.randint(0, primary))
+                        '[kvverify] {"v":1,"t":"iter_stats","stats":[{"iter":'
+                        + str(it)
+                        + ',"kvCacheStats":{"usedNumBlocks":'
+                        + str(used)
+                        + "}}]}"
                     )
             for r, prompt, _reused, gen in wave:
                 w.line(
                     f"{P}{w.bm}::releaseBlocks Request {r}, {-(-(prompt + gen - 1) // tpb)} blocks "
                     "stored for reuse"
                 )
-                w.line(f"{P}Remove sequence {r}, release sequence storage validity for all window "
-                       "sizes")
+                w.line(
+                    f"{P}Remove sequence {r}, release sequence storage validity for all window "
+                    "sizes"
+                )
             requests += len(wave)
         w.summary(w.counters)
         w.flush()

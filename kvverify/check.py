@@ -12,10 +12,11 @@ from kvverify import __version__, diagnose
 from kvverify.errors import KvverifyError
 from kvverify.evidence.attribute import Evidence, Request, Segment, attribute
 from kvverify.evidence.events import Event
-from kvverify.evidence.parse import iter_events
+from kvverify.evidence.parallel import events_of
 from kvverify.evidence.sources import LogSource
 from kvverify.expect import DEFAULT, Expectation, parse_all
 from kvverify.observe import View, block_counts
+from kvverify.predict import compare
 from kvverify.result import (
     Check,
     CheckReport,
@@ -23,6 +24,7 @@ from kvverify.result import (
     EngineInfo,
     LogReport,
     RequestReport,
+    Status,
     SummaryReport,
     Verdict,
 )
@@ -48,6 +50,12 @@ class Inputs:
     #: expectations from ``--scenario`` (second), with the step plan
     scenario_expectations: list[Expectation] = field(default_factory=list)
     steps: StepPlan | None = None
+    #: the reference model's prediction for ``{matches: predicted}`` (from ``--scenario``)
+    predicted: dict[str, Any] | None = None
+    #: processes that scan a large plain log
+    jobs: int = 1
+    #: list every request in the report (JSON, --verbose); off saves memory on huge logs
+    list_requests: bool = True
 
 
 def check_paths(paths: Sequence[str], inputs: Inputs) -> CheckReport:
@@ -64,7 +72,9 @@ def check_paths(paths: Sequence[str], inputs: Inputs) -> CheckReport:
 def report(logs: list[LogReport]) -> CheckReport:
     verdicts = {log.verdict for log in logs}
     verdict: Verdict
-    if "crashed" in verdicts:
+    if "interrupted" in verdicts:
+        verdict = "interrupted"
+    elif "crashed" in verdicts:
         verdict = "crashed"
     elif "fail" in verdicts:
         verdict = "fail"
@@ -78,12 +88,13 @@ def report(logs: list[LogReport]) -> CheckReport:
 
 
 def exit_code(verdict: Verdict) -> int:
-    """3 crashed > 1 a check failed > 2 not analyzable > 0 all passed."""
+    """130 interrupted > 3 crashed > 1 a check failed > 2 not analyzable > 0 all passed."""
     return {
         "pass": EXIT_PASS,
         "fail": EXIT_FAIL,
         "not_analyzable": EXIT_UNUSABLE,
         "crashed": EXIT_CRASH,
+        "interrupted": EXIT_INTERRUPTED,
     }[verdict]
 
 
@@ -113,7 +124,7 @@ def unusable(path: str, exc: KvverifyError) -> LogReport:
 
 
 def check_source(src: LogSource, inputs: Inputs) -> LogReport:
-    report_ = check_events(iter_events(src.chunks()), src.name, inputs)
+    report_ = check_events(events_of(src, inputs.jobs), src.name, inputs)
     if src.problem:
         report_.diagnoses.append(diagnose.make("truncated-log", src.problem))
     return report_
@@ -126,8 +137,15 @@ def check_events(events: Iterable[Event], path: str, inputs: Inputs) -> LogRepor
     expectations = _expectations(inputs, run, path)
     view = _view(ev, run, inputs)
     checks = [_evaluate(exp, view) for exp in expectations]
+    if not inputs.expectations:
+        checks += _matches(
+            inputs.predicted
+            if inputs.scenario_expectations or inputs.predicted
+            else (run or {}).get("predicted"),
+            view,
+        )
     diagnoses = diagnose.diagnose_log(ev)
-    for c, exp in zip(checks, expectations, strict=True):
+    for c, exp in zip(checks, expectations, strict=False):
         if c.status == "fail" and c.diagnosis is None:
             c.diagnosis = diagnose.cause_of(c, exp.metric, ev)
     codes = {d.code for d in diagnoses}
@@ -139,15 +157,7 @@ def check_events(events: Iterable[Event], path: str, inputs: Inputs) -> LogRepor
     verdict = _verdict(checks, exit_marker)
     status = (exit_marker or {}).get("status")
     if exit_marker is not None and status != "ok":
-        diagnoses.insert(
-            0,
-            Diagnosis(
-                code=f"run-{status}",
-                severity="error",
-                title=f"the run {status}: {exit_marker.get('detail', '')}".strip(),
-                hint="the log is kept and analysed as far as it goes",
-            ),
-        )
+        diagnoses.insert(0, _run_diagnosis(str(status), exit_marker, ev))
     return LogReport(
         path=path,
         verdict=verdict,
@@ -157,7 +167,7 @@ def check_events(events: Iterable[Event], path: str, inputs: Inputs) -> LogRepor
         runs=ev.runs,
         ranks=ev.ranks(),
         summaries=_summaries(ev),
-        requests=_requests(ev, view),
+        requests=_requests(ev, view) if inputs.list_requests else [],
         checks=checks,
         diagnoses=diagnoses,
         errors=[f"{e.line}: {e.text}" for e in ev.errors],
@@ -165,9 +175,43 @@ def check_events(events: Iterable[Event], path: str, inputs: Inputs) -> LogRepor
     )
 
 
+_RUN_TITLES = {
+    "crashed": "the engine crashed",
+    "timeout": "the run hung and was stopped",
+    "interrupted": "the run was interrupted",
+    "rejected": "the engine refused the scenario",
+}
+
+
+def _run_diagnosis(status: str, exit_marker: dict[str, Any], ev: Evidence) -> Diagnosis:
+    """How the run ended, from the supervisor's ``exit`` marker and the worker's ``error``."""
+    errors = [m for m in _markers_of_last_run(ev) if m.get("t") == "error"]
+    detail = str(exit_marker.get("detail") or "")
+    if errors:
+        detail = f"{detail}; {errors[-1].get('type')}: {errors[-1].get('message')}".strip("; ")
+    hint = (
+        "fix the scenario (the message says which key)"
+        if status == "rejected"
+        else "the log is kept and analysed as far as it goes; the first engine error is "
+        "listed below"
+    )
+    return Diagnosis(
+        code=f"run-{status}",
+        severity="error",
+        title=_RUN_TITLES.get(status, f"the run ended: {status}"),
+        detail=detail,
+        hint=hint,
+    )
+
+
 def _verdict(checks: list[Check], exit_marker: dict[str, Any] | None) -> Verdict:
-    if exit_marker is not None and exit_marker.get("status") not in (None, "ok"):
+    run_status = (exit_marker or {}).get("status")
+    if run_status in ("crashed", "timeout"):
         return "crashed"
+    if run_status == "interrupted":
+        return "interrupted"
+    if run_status == "rejected":
+        return "not_analyzable"  # the engine refused the scenario: the input is wrong
     statuses = {c.status for c in checks}
     if "fail" in statuses:
         return "fail"
@@ -198,6 +242,59 @@ def _evaluate(exp: Expectation, view: View) -> Check:
     )
 
 
+def _matches(predicted: dict[str, Any] | None, view: View) -> list[Check]:
+    """``{matches: predicted}``: each metric observed against the reference model's number."""
+    if not predicted or not predicted.get("match"):
+        return []
+    if "error" in predicted:
+        return [
+            Check(
+                expression="matches predicted",
+                source="scenario",
+                observed=None,
+                status="not_analyzable",
+                reason=f"no prediction: {predicted['error']}",
+            )
+        ]
+
+    def observe(metric: str, step: int | None) -> float | None:
+        text = f"step[{step}].{metric} >= 0" if step is not None else f"{metric} >= 0"
+        (exp,) = parse_all([text], "scenario")
+        obs = view.request(exp) if exp.request_scope else view.engine(exp)
+        return obs.value
+
+    out = []
+    for spec in predicted["match"]:
+        tolerance = spec.get("tolerance") or {}
+        for metric, got, want, ok in compare(spec, predicted, observe):
+            tol = float(
+                tolerance.get(
+                    metric.split(".")[-1] if metric.startswith("step[") else metric,
+                    tolerance.get("steps." + metric.split(".")[-1], 0),
+                )
+            )
+            where = f"the reference model predicts {fmt(want)}" + (f" ± {fmt(tol)}" if tol else "")
+            if predicted.get("approximate_tokens"):
+                where += " (text prompts tokenized approximately)"
+            status: Status = "not_analyzable" if ok is None else "pass" if ok else "fail"
+            out.append(
+                Check(
+                    expression=f"{metric} matches predicted",
+                    source="scenario",
+                    observed=got,
+                    status=status,
+                    reason=where,
+                )
+            )
+    return out
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "nothing"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 # -- expectations and markers --------------------------------------------------------------------
 
 
@@ -213,8 +310,16 @@ def _markers_of_last_run(ev: Evidence) -> list[dict[str, Any]]:
 
 
 def _last_run_marker(ev: Evidence) -> dict[str, Any] | None:
-    runs = [m.data for m in ev.markers if m.data is not None and m.data.get("t") == "run"]
-    return runs[-1] if runs else None
+    """The last run's ``run`` marker, with what its ``ready`` marker added."""
+    markers = _markers_of_last_run(ev)
+    if not markers or markers[0].get("t") != "run":
+        return None
+    info = dict(markers[0])
+    for m in markers[1:]:
+        if m.get("t") == "ready":
+            info.update({k: v for k, v in m.items() if k not in ("t", "v")})
+            break
+    return info
 
 
 def _exit_marker(ev: Evidence) -> dict[str, Any] | None:

@@ -259,7 +259,7 @@ def diagnose_log(ev: Evidence) -> list[Diagnosis]:
                         f"{len(sums)} different summaries over ranks " + ", ".join(map(str, ranks)),
                     )
                 )
-    elif shape is not None and shape.lines and not ev.debug:
+    elif shape is not None and shape.lines and not ev.debug and not (ev.v2 and ev.v2.selected):
         out.append(make("no-debug-lines", _level_detail(ev)))
     if ev.v2 is not None and ev.v2.selected:
         out.append(make("kv-cache-manager-v2", ev.v2.text, ev.v2.line))

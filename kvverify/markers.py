@@ -4,9 +4,10 @@ A marker is one line, ``[kvverify] {json}``, written next to what the engine pri
 log alone lets ``kvverify check`` repeat the run's verdict. Every marker has ``v`` (protocol
 version) and ``t`` (type):
 
-``run``         scenario, variant, engine (``trtllm``/``sim``), engine_version, dialect,
-                expect (expectations as written), max_batch_size, steps (count), prompt_lengths,
-                approximate_tokens, predicted (reference-model numbers, when computed)
+``run``         scenario, variant, engine (``trtllm``/``sim``), engine_version, expect
+                (expectations as written), steps (count)
+``ready``       the engine is built: dialect (sim), max_batch_size, prompt_lengths (per step),
+                approximate_tokens, tokenizer, predicted (reference-model numbers)
 ``step_begin``  step (from 1), prompt
 ``step_end``    step, prompt, request_id (``RequestOutput.request_id``), prompt_len, output_len,
                 cached_tokens, first_token_ms, latency_ms, kv (per-request KV-cache metrics)

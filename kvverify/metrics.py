@@ -68,3 +68,21 @@ SCOPES: dict[str, Family] = {
     "request": "request",
     "step": "request",
 }
+
+#: What a ``{matches: predicted}`` expectation can compare with the reference model.
+MATCHABLE = (
+    "reused_blocks",
+    "missed_blocks",
+    "reused_tokens",
+    "allocated_total_blocks",
+    "allocated_new_blocks",
+    "offloaded_blocks",
+    "onboarded_blocks",
+    "steps.reused_tokens",
+    "steps.reused_blocks",
+    "steps.missed_blocks",
+)
+#: What it compares when it names no metrics: the reuse the log shows for the whole run and for
+#: each step. (Warm-up traffic, which the model only approximates, reuses no blocks from 1.2 on;
+#: allocation and miss counts depend on it.)
+DEFAULT_MATCH_METRICS = ("reused_blocks", "steps.reused_tokens")

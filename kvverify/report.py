@@ -18,6 +18,7 @@ _STATUS_STYLE = {
     "fail": ("FAIL", "red"),
     "not_analyzable": ("NOT ANALYZABLE", "yellow"),
     "crashed": ("CRASHED", "red"),
+    "interrupted": ("INTERRUPTED", "yellow"),
 }
 _SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "blue"}
 
@@ -37,7 +38,7 @@ def _status(status: str) -> str:
     return click.style(text, fg=colour, bold=True)
 
 
-def _table(rows: list[list[str]], header: list[str], indent: str = "    ") -> list[str]:
+def table(rows: list[list[str]], header: list[str], indent: str = "    ") -> list[str]:
     widths = [max(len(click.unstyle(r[i])) for r in [header, *rows]) for i in range(len(header))]
 
     def render(row: list[str]) -> str:
@@ -105,7 +106,7 @@ def terminal(report: CheckReport, *, verbose: bool = False) -> str:
         if log.summaries:
             out.append("  summaries")
             out.extend(
-                _table(
+                table(
                     _summary_rows(log.summaries),
                     [
                         "line",
@@ -140,7 +141,7 @@ def terminal(report: CheckReport, *, verbose: bool = False) -> str:
                 for r in log.requests
             ]
             out.extend(
-                _table(
+                table(
                     rows,
                     [
                         "line",
@@ -158,7 +159,7 @@ def terminal(report: CheckReport, *, verbose: bool = False) -> str:
             )
         if log.checks:
             out.append("  checks")
-            out.extend(_table(_check_rows(log.checks), ["", "expectation", "observed", ""]))
+            out.extend(table(_check_rows(log.checks), ["", "expectation", "observed", ""]))
         for d in log.diagnoses:
             colour = _SEVERITY_STYLE[d.severity]
             where = f" (line {d.line})" if d.line else ""
@@ -220,12 +221,12 @@ def junit(report: CheckReport) -> str:
                 counts["errors"] += 1
             else:
                 ET.SubElement(case, "system-out").text = detail
-        if log.verdict == "crashed":
+        if log.verdict in ("crashed", "interrupted"):
             crash = ET.SubElement(
                 suite, "testcase", name="engine run", classname=f"kvverify.{log.path}"
             )
             msg = "; ".join(d.title for d in log.diagnoses if d.code.startswith("run-"))
-            ET.SubElement(crash, "error", message=msg, type="crashed").text = msg
+            ET.SubElement(crash, "error", message=msg, type=log.verdict).text = msg
             counts["tests"] += 1
             counts["errors"] += 1
         for k, v in counts.items():
@@ -278,7 +279,7 @@ def github_annotations(report: CheckReport) -> str:
 
 def markdown(report: CheckReport) -> str:
     """A job summary for ``$GITHUB_STEP_SUMMARY``."""
-    icon = {"pass": "✅", "fail": "❌", "not_analyzable": "⚠️", "crashed": "💥"}
+    icon = {"pass": "✅", "fail": "❌", "not_analyzable": "⚠️", "crashed": "💥", "interrupted": "✋"}
     lines = [f"## kvverify: {icon[report.verdict]} {report.verdict}", ""]
     for log in report.logs:
         lines += [f"### `{log.path}` {icon[log.verdict]} {log.verdict}", "", _engine_line(log), ""]

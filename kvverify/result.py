@@ -15,7 +15,7 @@ SCHEMA = "kvverify/check-report"
 SCHEMA_VERSION = 1
 
 Status = Literal["pass", "fail", "not_analyzable"]
-Verdict = Literal["pass", "fail", "not_analyzable", "crashed"]
+Verdict = Literal["pass", "fail", "not_analyzable", "crashed", "interrupted"]
 Severity = Literal["error", "warning", "info"]
 
 

@@ -79,8 +79,14 @@ def write_manager(w: LogWriter, m: Manager, *, summary: bool | None = None) -> N
         w.summary(WINDOW, m.counters or counters_of(m.requests))
 
 
-def seed_log(dialect: str = "1.2", *, reuse: bool = True, rank: int | None = None,
-             estimation: bool = True, summary: bool = True) -> str:
+def seed_log(
+    dialect: str = "1.2",
+    *,
+    reuse: bool = True,
+    rank: int | None = None,
+    estimation: bool = True,
+    summary: bool = True,
+) -> str:
     """A seed-like run: banner, an estimation manager with one dummy, the real manager with
     A, B, A, B; the estimation summary printed late (after the real manager was built)."""
     lines: list[str] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from logmaker import Manager, Req, WINDOW, counters_of, seed_log, seed_requests, write_manager
+from logmaker import WINDOW, Manager, Req, counters_of, seed_log, seed_requests, write_manager
 
 from kvverify.engines.sim.dialects import DIALECTS, LogWriter
 from kvverify.evidence.attribute import Evidence, attribute

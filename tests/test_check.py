@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from logmaker import Manager, Req, WINDOW, counters_of, seed_log, write_manager
+from logmaker import WINDOW, Manager, Req, counters_of, seed_log, write_manager
 
 from kvverify import markers
 from kvverify.check import Inputs, StepPlan, check_events
@@ -121,10 +121,17 @@ def test_offload_metrics_from_copy_lines_and_their_absence() -> None:
 
 
 def test_request_metrics_and_unknown_ids() -> None:
-    r = check(seed_log("1.2"), "request[3].reused_tokens == 26", "request[3].reused_blocks == 2",
-              "request[3].partial_reused_blocks == 1", "request[1].missed_blocks == 2",
-              "request[3].onboarded_blocks == 1", "request[3].stored_blocks == 16",
-              "request[3].cache_hit_rate == 1", "request[99].reused_tokens > 0")
+    r = check(
+        seed_log("1.2"),
+        "request[3].reused_tokens == 26",
+        "request[3].reused_blocks == 2",
+        "request[3].partial_reused_blocks == 1",
+        "request[1].missed_blocks == 2",
+        "request[3].onboarded_blocks == 1",
+        "request[3].stored_blocks == 16",
+        "request[3].cache_hit_rate == 1",
+        "request[99].reused_tokens > 0",
+    )
     st = statuses(r)
     assert st.pop("request[99].reused_tokens > 0") == ("not_analyzable", None)
     assert all(s == "pass" for s, _ in st.values()), st
@@ -138,8 +145,12 @@ def test_request_block_counts_are_derived_when_no_per_block_lines() -> None:
         "[TensorRT-LLM][INFO] Number of tokens per block: 16.\n"
         "[TensorRT-LLM][DEBUG] addSequence: Request 5, inputLength 40, prepopulatedPromptLen 20\n"
     )
-    r = check(text, "request[5].reused_blocks == 2", "request[5].partial_reused_blocks == 1",
-              "request[5].missed_blocks == 1")
+    r = check(
+        text,
+        "request[5].reused_blocks == 2",
+        "request[5].partial_reused_blocks == 1",
+        "request[5].missed_blocks == 1",
+    )
     assert r.verdict == "pass", r.checks
 
 
@@ -148,8 +159,13 @@ def test_steps_need_a_scenario_or_markers() -> None:
     assert r.checks[0].status == "not_analyzable"
     assert r.checks[0].diagnosis == "no-step-mapping"
     plan = StepPlan(prompt_lengths=(27, 25, 27, 25), max_batch_size=1)
-    r = check(seed_log("1.2"), "step[1].reused_tokens == 0", "step[3].reused_tokens > 0",
-              "step[4].reused_tokens == 24", steps=plan)
+    r = check(
+        seed_log("1.2"),
+        "step[1].reused_tokens == 0",
+        "step[3].reused_tokens > 0",
+        "step[4].reused_tokens == 24",
+        steps=plan,
+    )
     assert r.verdict == "pass", r.checks
     assert [q.step for q in r.requests if q.segment == 1] == [1, 2, 3, 4]
 
@@ -171,8 +187,9 @@ def test_warmup_dummies_reusing_blocks_are_flagged() -> None:
     dummies = [Req(0, 64, ["missed"] * 4, 0), Req(0, 64, ["matched"] * 3 + ["missed"], 48)]
     reqs = [*dummies, Req(1, 27, ["missed", "missed"], 0)]
     write_manager(w, Manager(requests=reqs))
-    lines.insert(0, markers.line("run", engine="trtllm", max_batch_size=1, steps=1,
-                                 expect=["no-reuse"]))
+    lines.insert(
+        0, markers.line("run", engine="trtllm", max_batch_size=1, steps=1, expect=["no-reuse"])
+    )
     r = check("".join(lines))  # expectations from the log: written by kvverify run
     assert r.verdict == "fail"
     assert {c.source for c in r.checks} == {"log"}
@@ -195,7 +212,8 @@ def test_a_crashed_run_is_reported_as_crashed() -> None:
     r = check(text)
     assert r.verdict == "crashed"
     assert r.diagnoses[0].code == "run-crashed"
-    assert "killed by SIGKILL" in r.diagnoses[0].title
+    assert r.diagnoses[0].title == "the engine crashed"
+    assert "killed by SIGKILL" in r.diagnoses[0].detail
 
 
 def test_engine_errors_are_diagnosed() -> None:
@@ -209,8 +227,13 @@ def test_engine_errors_are_diagnosed() -> None:
 
 
 def test_window_rank_and_segment_scopes() -> None:
-    r = check(seed_log("1.2"), f"window[{WINDOW}].reused_blocks == 4", "segment[0].missed_blocks "
-              "== 16", "window[64].reused_blocks == 0", "rank[2].reused_blocks == 0")
+    r = check(
+        seed_log("1.2"),
+        f"window[{WINDOW}].reused_blocks == 4",
+        "segment[0].missed_blocks == 16",
+        "window[64].reused_blocks == 0",
+        "rank[2].reused_blocks == 0",
+    )
     assert statuses(r) == {
         f"window[{WINDOW}].reused_blocks == 4": ("pass", 4.0),
         "segment[0].missed_blocks == 16": ("pass", 16.0),

@@ -38,8 +38,10 @@ def test_pass_fail_and_the_negative_control(run: Run, logs: dict[str, Path]) -> 
     assert "FAIL  reused_blocks > 0" in bad.out
     assert "no-host-pool" in bad.out
     assert run("check", "-e", "no-reuse", str(logs["off"])).code == 0
-    assert run("check", "-e", "reused_blocks == 0", "-e", "cache_hit_rate == 0",
-               str(logs["off"])).code == 0
+    assert (
+        run("check", "-e", "reused_blocks == 0", "-e", "cache_hit_rate == 0", str(logs["off"])).code
+        == 0
+    )
 
 
 def test_not_analyzable_is_exit_2_and_says_why(run: Run, logs: dict[str, Path]) -> None:
@@ -56,8 +58,7 @@ def test_a_failed_check_outranks_an_unanalyzable_log(run: Run, logs: dict[str, P
     assert run("check", str(logs["on"]), str(logs["on"])).code == 0
 
 
-def test_missing_file_directory_and_stdin(run: Run, logs: dict[str, Path],
-                                          tmp_path: Path) -> None:
+def test_missing_file_directory_and_stdin(run: Run, logs: dict[str, Path], tmp_path: Path) -> None:
     r = run("check", str(tmp_path / "nope.log"))
     assert r.code == 2
     assert "no such file" in r.out
@@ -86,9 +87,19 @@ def test_usage_errors_exit_2(run: Run) -> None:
 
 def test_json_junit_and_markdown_files(run: Run, logs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    r = run("check", "--format", "json", "--json", str(tmp_path / "r.json"), "--junit",
-            str(tmp_path / "r.xml"), "--markdown", str(tmp_path / "r.md"), str(logs["on"]),
-            str(logs["off"]))
+    r = run(
+        "check",
+        "--format",
+        "json",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--junit",
+        str(tmp_path / "r.xml"),
+        "--markdown",
+        str(tmp_path / "r.md"),
+        str(logs["on"]),
+        str(logs["off"]),
+    )
     assert r.code == 1
     data = json.loads(r.out)
     assert data == json.loads((tmp_path / "r.json").read_text())
@@ -106,8 +117,9 @@ def test_json_junit_and_markdown_files(run: Run, logs: dict[str, Path], tmp_path
     assert not out.exists()
 
 
-def test_github_annotations_and_step_summary(run: Run, logs: dict[str, Path], tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_github_annotations_and_step_summary(
+    run: Run, logs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))

@@ -17,10 +17,20 @@ from kvverify.expect import PRESETS, Scope, parse
         ("cache_hit_rate>=0.5", (), "cache_hit_rate", ">=", 0.5),
         ("  reused_tokens   ==   1e3 ", (), "reused_tokens", "==", 1000.0),
         ("step[3].reused_tokens > 0", (Scope("step", 3),), "reused_tokens", ">", 0.0),
-        ("request[18446744073709551615].input_length != -1",
-         (Scope("request", 18446744073709551615),), "input_length", "!=", -1.0),
-        ("rank[1].window[4096].reused_blocks <= 7", (Scope("rank", 1), Scope("window", 4096)),
-         "reused_blocks", "<=", 7.0),
+        (
+            "request[18446744073709551615].input_length != -1",
+            (Scope("request", 18446744073709551615),),
+            "input_length",
+            "!=",
+            -1.0,
+        ),
+        (
+            "rank[1].window[4096].reused_blocks <= 7",
+            (Scope("rank", 1), Scope("window", 4096)),
+            "reused_blocks",
+            "<=",
+            7.0,
+        ),
         ("segment[0].missed_blocks < .5", (Scope("segment", 0),), "missed_blocks", "<", 0.5),
     ],
 )
@@ -36,7 +46,8 @@ def test_presets_expand() -> None:
 
 def test_comparisons_and_nan() -> None:
     (gt,) = parse("reused_blocks > 0")
-    assert gt.holds(1) and not gt.holds(0)
+    assert gt.holds(1)
+    assert not gt.holds(0)
     (ne,) = parse("reused_tokens_percent != 0")
     assert not ne.holds(math.nan)  # nan is not a number: it satisfies nothing
 

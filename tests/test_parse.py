@@ -83,7 +83,10 @@ def test_every_era_requests_lookups_and_copies(dialect: str) -> None:
     events = parse_bytes(seed_log(dialect, estimation=False).encode())
     adds = of(events, AddSequence)
     assert [(a.request_id, a.input_length, a.prepopulated) for a in adds] == [
-        (1, 27, 0), (2, 25, 0), (3, 27, 26), (4, 25, 24),
+        (1, 27, 0),
+        (2, 25, 0),
+        (3, 27, 26),
+        (4, 25, 24),
     ]
     d = DIALECTS[dialect]
     if d.add_sequence.startswith("%s"):
@@ -140,11 +143,14 @@ def test_interleaved_ranks_keep_their_counts() -> None:
 
 
 def test_summary_values_nan_minus_nan_and_inf() -> None:
-    text = "\n".join(
-        "[TensorRT-LLM][DEBUG] "
-        + printf("%s - reused tokens percentage (%%):        %.2f ", "BlockManager[windowSize=64]", v)
-        for v in (float("nan"), -float("nan"), float("inf"))
-    ) + "\n[TensorRT-LLM][DEBUG] BlockManager - reused unique blocks percentage (%): inf \n"
+    text = (
+        "\n".join(
+            "[TensorRT-LLM][DEBUG] "
+            + printf("%s - reused tokens percentage (%%):        %.2f ", "BlockManager", v)
+            for v in (float("nan"), -float("nan"), float("inf"))
+        )
+        + "\n[TensorRT-LLM][DEBUG] BlockManager - reused unique blocks percentage (%): inf \n"
+    )
     values = [e.value for e in of(parse_bytes(text.encode()), SummaryLine)]
     assert math.isnan(values[0])
     assert math.isnan(values[1])
@@ -159,9 +165,9 @@ def test_python_logger_lines_of_every_era() -> None:
         "[04/02/2024-10:00:00] [TRT-LLM] [E] plain 2024 error",
         "[10/21/2025-23:23:13] [TRT-LLM] [RANK 0] [E] rank zero error",
         "[05/14/2026-07:06:30] [TRT-LLM] [E] [llmapi] module error",
-        "[05/14/2026-07:06:30] [TRT-LLM] [I] [llmapi] " + printf(
-            "Resolved use_kv_cache_manager_v2='auto' to %s for %s", "%s", "%s"
-        ) + " True LlamaForCausalLM",
+        "[05/14/2026-07:06:30] [TRT-LLM] [I] [llmapi] "
+        + printf("Resolved use_kv_cache_manager_v2='auto' to %s for %s", "%s", "%s")
+        + " True LlamaForCausalLM",
         "[10/21/2025-23:23:13] [TRT-LLM] [RANK 0] [I] Resolved use_kv_cache_manager_v2='auto' "
         "to False for Qwen3ForCausalLM",
     ]
@@ -193,8 +199,13 @@ def test_cpp_error_and_warning_lines() -> None:
     )
     errors = of(parse_bytes(text.encode()), ErrorLine)
     assert [(e.line, e.rank, e.kind) for e in errors] == [
-        (1, None, "cuda"), (2, 2, "error"), (3, 1, "error"), (4, 0, "error"),
-        (5, None, "missing-sequence"), (7, None, "traceback"), (9, None, "cuda"),
+        (1, None, "cuda"),
+        (2, 2, "error"),
+        (3, 1, "error"),
+        (4, 0, "error"),
+        (5, None, "missing-sequence"),
+        (7, None, "traceback"),
+        (9, None, "cuda"),
         (10, None, "exception"),
     ]
 
@@ -206,7 +217,8 @@ def test_markers_and_json_offload_evidence() -> None:
         "[{'iter': 7, 'kvCacheIterationStats': {'256': {'iterOffloadBlocks': 3, "
         "'iterOnboardBlocks': 2}}}]\n"
         '[TRT-LLM] [I] {"event_id": 5, "data": {"type": "updated", "block_hash": 1, '
-        '"cache_level": {"type": "event_diff", "new_value": 1, "old_value": 0}, "priority": null}}\n'
+        '"cache_level": {"type": "event_diff", "new_value": 1, "old_value": 0}, '
+        '"priority": null}}\n'
         '{"event_id": 6, "data": {"type": "updated", "block_hash": 1, "cache_level": {"type": '
         '"event_diff", "new_value": 0, "old_value": 1}}}\n'
     )
@@ -249,7 +261,8 @@ def test_a_line_longer_than_the_limit_is_scanned_in_pieces() -> None:
     assert ReuseSetting(3, None, False) in events
     assert events[-1] == LogShape(3, False, 1)
     texts = [e.text for e in of(events, ErrorLine)]
-    assert texts and texts[0].startswith("boom")  # the error in the middle of the long line
+    assert texts
+    assert texts[0].startswith("boom")
     assert all(len(t) <= MAX_TEXT for t in texts)
 
 

@@ -15,10 +15,34 @@ from kvverify.evidence.parse import iter_events, parse_bytes
 
 # Bytes that look like TensorRT-LLM output: prefixes, brackets, digits, keywords' pieces.
 _PIECES = [
-    b"[TensorRT-LLM][DEBUG] ", b"[TRT-LLM] [D] ", b"[RANK 1] ", b"] ", b"]", b"[", b"\n",
-    b"\r", b"\x1b[0m", b"BlockManager", b"[windowSize=256]", b"::", b" - ", b"reused blocks:",
-    b" 12 ", b"nan", b"addSequence: Request ", b"loadOrAllocateBlocks", b"copyBlock entered",
-    b"{", b"}", b"[kvverify] ", b"Traceback", b"Error: ", b"\xff", b"\xc3", b"0", b"9",
+    b"[TensorRT-LLM][DEBUG] ",
+    b"[TRT-LLM] [D] ",
+    b"[RANK 1] ",
+    b"] ",
+    b"]",
+    b"[",
+    b"\n",
+    b"\r",
+    b"\x1b[0m",
+    b"BlockManager",
+    b"[windowSize=256]",
+    b"::",
+    b" - ",
+    b"reused blocks:",
+    b" 12 ",
+    b"nan",
+    b"addSequence: Request ",
+    b"loadOrAllocateBlocks",
+    b"copyBlock entered",
+    b"{",
+    b"}",
+    b"[kvverify] ",
+    b"Traceback",
+    b"Error: ",
+    b"\xff",
+    b"\xc3",
+    b"0",
+    b"9",
 ]
 noisy_bytes = st.lists(
     st.one_of(st.sampled_from(_PIECES), st.binary(max_size=12)), max_size=60
@@ -63,12 +87,30 @@ def _numbers(ev: Evidence) -> Any:
     """Everything a check can read, without line numbers."""
     return [
         (
-            s.rank, s.index, s.reuse_enabled, s.tokens_per_block, sorted(s.primary_blocks.items(),
-            key=repr), sorted(s.secondary_blocks.items(), key=repr), s.lookups,
-            s.offload_copies, s.onboard_copies,
+            s.rank,
+            s.index,
+            s.reuse_enabled,
+            s.tokens_per_block,
+            sorted(s.primary_blocks.items(), key=repr),
+            sorted(s.secondary_blocks.items(), key=repr),
+            s.lookups,
+            s.offload_copies,
+            s.onboard_copies,
             [(b.window, sorted(b.values.items())) for b in s.summaries],
-            [(r.request_id, r.input_length, r.reused_tokens, r.matched, r.partial, r.copied,
-              r.missed, r.onboard_copies, r.stored_blocks) for r in s.requests],
+            [
+                (
+                    r.request_id,
+                    r.input_length,
+                    r.reused_tokens,
+                    r.matched,
+                    r.partial,
+                    r.copied,
+                    r.missed,
+                    r.onboard_copies,
+                    r.stored_blocks,
+                )
+                for r in s.requests
+            ],
         )
         for s in ev.segments
     ] + [ev.runs, ev.error_count, ev.prints_copies]

@@ -53,7 +53,7 @@ PADDING_REQUEST_ID = (1 << 64) - 1
 MAX_ERRORS = 50
 
 
-@dataclass
+@dataclass(slots=True)
 class SummaryBlock:
     """One shutdown summary: the lines one window manager printed when it was destroyed."""
 
@@ -65,7 +65,7 @@ class SummaryBlock:
     last_line: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Request:
     """What the log says about one request in one segment."""
 

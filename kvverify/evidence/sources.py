@@ -32,6 +32,13 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 
+def is_compressed(path: str) -> bool:
+    """Does the file start with a compression format's magic bytes?"""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return any(head.startswith(magic) for magic, _ in _MAGIC)
+
+
 class LogSource:
     """One log to read. ``problem`` says what went wrong while reading, if anything did."""
 

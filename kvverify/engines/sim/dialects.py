@@ -14,8 +14,10 @@ from datetime import datetime, timedelta
 
 Level = str  # "DEBUG" | "INFO" | "WARNING" | "ERROR"
 
-_SPEC = re.compile(r"%(?P<flags>[-0 +#]*)(?P<width>\*|\d+)?(?:\.(?P<prec>\*|\d+))?"
-                   r"(?P<len>hh|h|ll|l|z|j|t)?(?P<conv>[diouxXfFeEgGsc%])")
+_SPEC = re.compile(
+    r"%(?P<flags>[-0 +#]*)(?P<width>\*|\d+)?(?:\.(?P<prec>\*|\d+))?"
+    r"(?P<len>hh|h|ll|l|z|j|t)?(?P<conv>[diouxXfFeEgGsc%])"
+)
 
 
 def printf(fmt: str, *args: object) -> str:
@@ -71,8 +73,14 @@ SUMMARY_9 = (
 )
 #: Metric of each summary line, in order (the 3-line variant prints the 1st, 2nd and 4th).
 SUMMARY_METRICS = (
-    "allocated_total_blocks", "allocated_new_blocks", "missed_blocks", "reused_blocks",
-    "reused_unique_blocks", "reused_unique_blocks_percent", "cache_hit_rate", "reused_tokens",
+    "allocated_total_blocks",
+    "allocated_new_blocks",
+    "missed_blocks",
+    "reused_blocks",
+    "reused_unique_blocks",
+    "reused_unique_blocks_percent",
+    "cache_hit_rate",
+    "reused_tokens",
     "reused_tokens_percent",
 )
 
@@ -108,9 +116,7 @@ LOOKUPS_2026 = {
     "matched": "%s::loadOrAllocateBlocks for request %lu - Matched full block %d",
     "missed": "%s::loadOrAllocateBlocks - No match, allocated new block %d for sequence %lu",
 }
-MISSING_SEQUENCE = (
-    "[kv cache manager] storeContextBlocks: Can not find sequence for request %lu"
-)
+MISSING_SEQUENCE = "[kv cache manager] storeContextBlocks: Can not find sequence for request %lu"
 
 # -- §2.3 capacity -------------------------------------------------------------------------------
 TOKENS_PER_BLOCK = "Number of tokens per block: %d."
@@ -163,28 +169,97 @@ class Dialect:
 DIALECTS: dict[str, Dialect] = {
     d.name: d
     for d in (
-        Dialect("2024a", "V-2024a: 3-line summary, 'BlockManager - ' prefix", "classic", False,
-                SUMMARY_2024A, ADD_SEQUENCE, LOOKUPS_2024, "0.13.0", banner=BANNER_OLD,
-                max_blocks=MAX_PAGES, reuse_line=False),
-        Dialect("2024b", "V-2024b: 7-line summary, 'BlockManager - ' prefix", "classic", False,
-                tuple(s.replace("%s", "BlockManager") for s in SUMMARY_9[:7]), ADD_SEQUENCE,
-                LOOKUPS_2024, "0.16.0", banner=BANNER_OLD, max_blocks=MAX_PAGES,
-                reuse_line=False),
-        Dialect("2025early", "V-early25: 9-line summary, no window prefix", "classic", False,
-                tuple(s.replace("%s", "BlockManager") for s in SUMMARY_9), ADD_SEQUENCE,
-                LOOKUPS_2024, "0.18.0", banner=BANNER_OLD, max_blocks=MAX_PAGES,
-                reuse_line=False),
-        Dialect("2025mid", "V-mid25 (~0.20/0.21): per-window summary", "classic", True,
-                SUMMARY_9, ADD_SEQUENCE, LOOKUPS_2025, "0.21.0"),
-        Dialect("1.2", "V-1.2rc2: per-window summary, releaseBlocks, copyBlock, getFreeBlock",
-                "classic", True, SUMMARY_9, ADD_SEQUENCE_12, LOOKUPS_2025, "1.2.0rc2",
-                prepopulated=True, release=True, copies=True, get_free_block=True),
-        Dialect("1.2-timestamp", "V-1.2rc2 lines with the timestamped [TRT-LLM] [D] prefix",
-                "timestamp", True, SUMMARY_9, ADD_SEQUENCE_12, LOOKUPS_2025, "1.2.0",
-                prepopulated=True, release=True, copies=True, get_free_block=True),
-        Dialect("2026", "V-2026: [TRT-LLM] [D] [module] [RANK n] prefix, windowed addSequence",
-                "module", True, SUMMARY_9, ADD_SEQUENCE_2026, LOOKUPS_2026, "1.4.0rc4",
-                prepopulated=True, release=True, copies=True, get_free_block=True),
+        Dialect(
+            "2024a",
+            "V-2024a: 3-line summary, 'BlockManager - ' prefix",
+            "classic",
+            False,
+            SUMMARY_2024A,
+            ADD_SEQUENCE,
+            LOOKUPS_2024,
+            "0.13.0",
+            banner=BANNER_OLD,
+            max_blocks=MAX_PAGES,
+            reuse_line=False,
+        ),
+        Dialect(
+            "2024b",
+            "V-2024b: 7-line summary, 'BlockManager - ' prefix",
+            "classic",
+            False,
+            tuple(s.replace("%s", "BlockManager") for s in SUMMARY_9[:7]),
+            ADD_SEQUENCE,
+            LOOKUPS_2024,
+            "0.16.0",
+            banner=BANNER_OLD,
+            max_blocks=MAX_PAGES,
+            reuse_line=False,
+        ),
+        Dialect(
+            "2025early",
+            "V-early25: 9-line summary, no window prefix",
+            "classic",
+            False,
+            tuple(s.replace("%s", "BlockManager") for s in SUMMARY_9),
+            ADD_SEQUENCE,
+            LOOKUPS_2024,
+            "0.18.0",
+            banner=BANNER_OLD,
+            max_blocks=MAX_PAGES,
+            reuse_line=False,
+        ),
+        Dialect(
+            "2025mid",
+            "V-mid25 (~0.20/0.21): per-window summary",
+            "classic",
+            True,
+            SUMMARY_9,
+            ADD_SEQUENCE,
+            LOOKUPS_2025,
+            "0.21.0",
+        ),
+        Dialect(
+            "1.2",
+            "V-1.2rc2: per-window summary, releaseBlocks, copyBlock, getFreeBlock",
+            "classic",
+            True,
+            SUMMARY_9,
+            ADD_SEQUENCE_12,
+            LOOKUPS_2025,
+            "1.2.0rc2",
+            prepopulated=True,
+            release=True,
+            copies=True,
+            get_free_block=True,
+        ),
+        Dialect(
+            "1.2-timestamp",
+            "V-1.2rc2 lines with the timestamped [TRT-LLM] [D] prefix",
+            "timestamp",
+            True,
+            SUMMARY_9,
+            ADD_SEQUENCE_12,
+            LOOKUPS_2025,
+            "1.2.0",
+            prepopulated=True,
+            release=True,
+            copies=True,
+            get_free_block=True,
+        ),
+        Dialect(
+            "2026",
+            "V-2026: [TRT-LLM] [D] [module] [RANK n] prefix, windowed addSequence",
+            "module",
+            True,
+            SUMMARY_9,
+            ADD_SEQUENCE_2026,
+            LOOKUPS_2026,
+            "1.4.0rc4",
+            prepopulated=True,
+            release=True,
+            copies=True,
+            get_free_block=True,
+        ),
     )
 }
 #: The newest 1.x era: what ``--dialect`` defaults to.
@@ -232,16 +307,38 @@ class LogWriter:
     def banner(self) -> None:
         self.raw(self.dialect.banner.format(__version__=self.dialect.version))
 
-    def construct(self, window: int, primary: int, secondary: int, tokens_per_block: int,
-                  *, reuse: bool = True, layers: int = 36, kv_heads: int = 8,
-                  max_seq_len: int = 256) -> None:
+    def construct(
+        self,
+        window: int,
+        primary: int,
+        secondary: int,
+        tokens_per_block: int,
+        *,
+        reuse: bool = True,
+        layers: int = 36,
+        kv_heads: int = 8,
+        max_seq_len: int = 256,
+    ) -> None:
         """Lines printed when a KV cache manager with one attention window is built."""
-        self.construct_windows({window: (primary, secondary)}, tokens_per_block, reuse=reuse,
-                               layers=layers, kv_heads=kv_heads, max_seq_len=max_seq_len)
+        self.construct_windows(
+            {window: (primary, secondary)},
+            tokens_per_block,
+            reuse=reuse,
+            layers=layers,
+            kv_heads=kv_heads,
+            max_seq_len=max_seq_len,
+        )
 
-    def construct_windows(self, windows: dict[int, tuple[int, int]], tokens_per_block: int,
-                          *, reuse: bool = True, layers: int = 36, kv_heads: int = 8,
-                          max_seq_len: int = 256) -> None:
+    def construct_windows(
+        self,
+        windows: dict[int, tuple[int, int]],
+        tokens_per_block: int,
+        *,
+        reuse: bool = True,
+        layers: int = 36,
+        kv_heads: int = 8,
+        max_seq_len: int = 256,
+    ) -> None:
         """Lines printed when a KV cache manager is built (§2.2 reuse, §2.3 pools): once per
         manager, then per window (window -> primary, secondary blocks)."""
         d = self.dialect
@@ -251,15 +348,24 @@ class LogWriter:
         for window, (primary, secondary) in windows.items():
             self.line("DEBUG", POOL_PRIMARY, self.manager(window), primary, layers, kv_heads)
             if secondary:
-                self.line("DEBUG", POOL_SECONDARY, self.manager(window), secondary, layers,
-                          kv_heads)
+                self.line(
+                    "DEBUG", POOL_SECONDARY, self.manager(window), secondary, layers, kv_heads
+                )
         for window, (primary, secondary) in windows.items():
             blocks_per_seq = -(-min(max_seq_len, window) // tokens_per_block)
             if d.max_blocks == MAX_PAGES:
                 self.line("INFO", MAX_PAGES, blocks_per_seq)
             else:
-                self.line("INFO", d.max_blocks, blocks_per_seq, window, tokens_per_block,
-                          primary, secondary, max_seq_len)
+                self.line(
+                    "INFO",
+                    d.max_blocks,
+                    blocks_per_seq,
+                    window,
+                    tokens_per_block,
+                    primary,
+                    secondary,
+                    max_seq_len,
+                )
 
     def lookup(self, outcome: str, block: int, request: int, window: int) -> None:
         """One per-block line of loadOrAllocateBlocks (``matched``/``partial``/``copied``/
@@ -286,14 +392,20 @@ class LogWriter:
             self.line("DEBUG", COPY_DRAM)
             self.line("DEBUG", COPY_DONE)
 
-    def add_sequence(self, request: int, input_length: int, prepopulated: int,
-                     window: int) -> None:
+    def add_sequence(self, request: int, input_length: int, prepopulated: int, window: int) -> None:
         d = self.dialect
         if d.prepopulated and d.add_sequence != ADD_SEQUENCE_2026:
             self.line("DEBUG", PREPOPULATED, request, prepopulated, input_length)
         if d.add_sequence == ADD_SEQUENCE_2026:
-            self.line("DEBUG", d.add_sequence, self.manager(window), request, input_length,
-                      prepopulated, 0)
+            self.line(
+                "DEBUG",
+                d.add_sequence,
+                self.manager(window),
+                request,
+                input_length,
+                prepopulated,
+                0,
+            )
             self.line("DEBUG", PREPOPULATED, request, prepopulated, input_length)
         elif d.add_sequence == ADD_SEQUENCE_12:
             self.line("DEBUG", d.add_sequence, request, input_length, prepopulated, 0)
@@ -310,20 +422,25 @@ class LogWriter:
         reused_unique_blocks, reused_tokens, input_tokens)."""
         c = counters
         reused, missed = c["reused_blocks"], c["missed_blocks"]
-        unique, new, total = c["reused_unique_blocks"], c["allocated_new_blocks"], c[
-            "allocated_total_blocks"]
+        unique, new, total = (
+            c["reused_unique_blocks"],
+            c["allocated_new_blocks"],
+            c["allocated_total_blocks"],
+        )
         values = {
             "allocated_total_blocks": total,
             "allocated_new_blocks": new,
             "missed_blocks": missed,
             "reused_blocks": reused,
             "reused_unique_blocks": unique,
-            "reused_unique_blocks_percent": 0.0 if unique == 0 or total == 0
+            "reused_unique_blocks_percent": 0.0
+            if unique == 0 or total == 0
             else unique / new * 100,
             "cache_hit_rate": 0.0 if reused == 0 else reused / (reused + missed),
             "reused_tokens": float(c["reused_tokens"]),
             "reused_tokens_percent": 100.0 * c["reused_tokens"] / c["input_tokens"]
-            if c["input_tokens"] else float("nan"),
+            if c["input_tokens"]
+            else float("nan"),
         }
         for fmt, metric in zip(self.dialect.summary, self.dialect.summary_metrics, strict=True):
             args: tuple[object, ...] = (values[metric],)

@@ -1,0 +1,147 @@
+"""Scanning a large plain log on several cores.
+
+A plain (uncompressed) regular file of at least two pieces is cut into pieces of
+:data:`PIECE` bytes at line boundaries; a pool of worker processes scans them with the same
+:class:`~kvverify.evidence.parse.Scanner`, and the parent takes the results back in order,
+renumbering lines. The numbers are those of a single scan: a run of per-block lines cut at a
+piece boundary arrives as two events whose counts add up, and only the first DEBUG / INFO
+sighting is kept. Compressed input, stdin and small files are scanned in one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any
+
+from kvverify.evidence import events as ev
+from kvverify.evidence.parse import Scanner, iter_events
+from kvverify.evidence.sources import CHUNK, LogSource, is_compressed
+
+#: Bytes per piece a worker scans.
+PIECE = 64 << 20
+
+_CLASSES: list[type[Any]] = [
+    ev.SummaryLine,
+    ev.AddSequence,
+    ev.BlockLookups,
+    ev.BlockCopies,
+    ev.ReleaseBlocks,
+    ev.PrepopulatedLength,
+    ev.ReuseSetting,
+    ev.TokensPerBlock,
+    ev.PoolSize,
+    ev.ManagerV2,
+    ev.IterationStats,
+    ev.CacheLevelEvents,
+    ev.ErrorLine,
+    ev.Banner,
+    ev.Marker,
+    ev.LevelSeen,
+    ev.LogShape,
+]
+_INDEX = {cls: i for i, cls in enumerate(_CLASSES)}
+_FIELDS = [tuple(f.name for f in dataclasses.fields(cls)) for cls in _CLASSES]
+
+
+def default_jobs() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def events_of(src: LogSource, jobs: int = 1, piece: int = PIECE) -> Iterator[ev.Event]:
+    """The events of a log, scanned on ``jobs`` processes when it is large and plain."""
+    if (
+        jobs <= 1
+        or src.path == "-"
+        or src.size is None
+        or src.size < 2 * piece
+        or (is_compressed(src.path))
+    ):
+        yield from iter_events(src.chunks())
+        return
+    yield from _parallel(src.path, src.size, jobs, piece)
+
+
+def _cuts(path: str, size: int, piece: int) -> list[tuple[int, int]]:
+    """Pieces of about ``piece`` bytes, each ending right after a newline (or at the end)."""
+    bounds = [0]
+    with open(path, "rb") as f:
+        at = piece
+        while at < size:
+            f.seek(at)
+            block = f.read(1 << 20)
+            nl = block.find(b"\n")
+            while nl < 0 and block:  # a very long line: look further
+                more = f.read(1 << 20)
+                if not more:
+                    break
+                nl = (len(block) + more.find(b"\n")) if b"\n" in more else -1
+                block += more
+            if nl < 0:
+                break
+            cut = at + nl + 1
+            if cut >= size:
+                break
+            bounds.append(cut)
+            at = cut + piece
+    bounds.append(size)
+    return list(itertools.pairwise(bounds))
+
+
+def _scan_piece(path: str, start: int, end: int) -> list[tuple[Any, ...]]:
+    """Worker: the events of ``path[start:end]`` as plain tuples (cheap to send back)."""
+    scanner = Scanner()
+    out: list[ev.Event] = []
+    with open(path, "rb") as f:
+        f.seek(start)
+        left = end - start
+        while left > 0:
+            data = f.read(min(CHUNK, left))
+            if not data:
+                break
+            left -= len(data)
+            out += scanner.feed(data)
+    out += scanner.close()
+    return [
+        (_INDEX[type(e)], *(getattr(e, name) for name in _FIELDS[_INDEX[type(e)]])) for e in out
+    ]
+
+
+def _parallel(path: str, size: int, jobs: int, piece: int) -> Iterator[ev.Event]:
+    pieces = _cuts(path, size, piece)
+    ctx = get_context("spawn")  # no fork of a process that may hold threads
+    lines_before = 0
+    long_lines = 0
+    unterminated = False
+    levels_seen: set[str] = set()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        queue: deque[Future[list[tuple[Any, ...]]]] = deque()
+        todo = iter(pieces)
+        for start, end in todo:
+            queue.append(pool.submit(_scan_piece, path, start, end))
+            if len(queue) >= 2 * jobs:
+                break
+        while queue:
+            encoded = queue.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                queue.append(pool.submit(_scan_piece, path, *nxt))
+            for row in encoded:
+                cls = _CLASSES[row[0]]
+                if cls is ev.LogShape:
+                    _, lines, unterminated, long = row
+                    lines_before += lines
+                    long_lines += long
+                    continue
+                if cls is ev.LevelSeen:
+                    level = row[2]
+                    if level in levels_seen or (level == "info" and "debug" in levels_seen):
+                        continue
+                    levels_seen.add(level)
+                yield cls(row[1] + lines_before, *row[2:])
+    yield ev.LogShape(lines_before, unterminated, long_lines)

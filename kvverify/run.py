@@ -1,0 +1,64 @@
+"""``kvverify run``: capture plus the very same check.
+
+Each variant runs in its own worker process (a fresh engine per variant); its output goes to
+``<out>/<variant>.log``; then every log is checked exactly as ``kvverify check`` would check it
+offline, so ``kvverify check <out>/<variant>.log`` repeats the verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kvverify.check import Inputs, check_paths
+from kvverify.engines import base
+from kvverify.result import CheckReport
+from kvverify.runner.supervise import Progress, RunResult, run_variant
+from kvverify.scenario import Scenario, load
+
+
+@dataclass
+class Outcome:
+    report: CheckReport
+    runs: list[RunResult]
+    engine: base.EngineName
+    interrupted: bool
+
+
+def run_scenario(
+    path: str,
+    *,
+    variants: tuple[str, ...] = (),
+    engine: str = "auto",
+    out_dir: Path | None = None,
+    timeout: float | None = None,
+    dialect: str | None = None,
+    progress: Progress | None = None,
+) -> Outcome:
+    scenario = load(path)
+    selected = scenario.select(variants)
+    name = base.resolve(engine)
+    if dialect is not None and name != "sim":
+        from kvverify.errors import EngineError
+
+        raise EngineError(
+            "--dialect applies to the reference model only",
+            hint="add --engine sim, or drop --dialect",
+        )
+    out = out_dir or default_out_dir(scenario)
+    runs: list[RunResult] = []
+    interrupted = False
+    for variant in selected:
+        result = run_variant(
+            path, variant, name, out, timeout=timeout, dialect=dialect, progress=progress
+        )
+        runs.append(result)
+        if result.status == "interrupted":
+            interrupted = True
+            break
+    report = check_paths([str(r.log) for r in runs], Inputs())
+    return Outcome(report, runs, name, interrupted)
+
+
+def default_out_dir(scenario: Scenario) -> Path:
+    return Path("kvverify-out") / scenario.name

@@ -1,0 +1,276 @@
+"""``kvverify run`` end to end: on the reference model, and on the stand-in tensorrt_llm for
+every outcome: pass, fail, crash, CUDA error, hang, killed, no summary, V2, wrong log level,
+keys the installed version does not know, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import Run
+
+import kvverify.engines.base
+
+ROOT = Path(__file__).resolve().parent
+STANDIN = ROOT / "standin"
+SCENARIO = ROOT / "data" / "standin.yaml"
+
+
+@pytest.fixture
+def standin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the stand-in importable as tensorrt_llm, in the worker processes too."""
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(STANDIN), *filter(None, [os.environ.get("PYTHONPATH")])])
+    )
+    monkeypatch.syspath_prepend(str(STANDIN))
+
+
+def scenario_with(tmp_path: Path, **changes: object) -> str:
+    data = yaml.safe_load(SCENARIO.read_text())
+    for dotted, value in changes.items():
+        node = data
+        *path, last = dotted.split("__")
+        for key in path:
+            node = node.setdefault(key, {})
+        node[last] = value
+    out = tmp_path / "scenario.yaml"
+    out.write_text(yaml.safe_dump(data))
+    return str(out)
+
+
+def report_of(out: str) -> dict:  # type: ignore[type-arg]
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def test_sim_runs_the_builtin_scenario_and_says_it_is_the_model(run: Run, tmp_path: Path) -> None:
+    r = run("run", "--engine", "sim", "--out", str(tmp_path), "--format", "json")
+    assert r.code == 0, r.err
+    data = report_of(r.out)
+    assert [log["engine"]["name"] for log in data["logs"]] == ["sim", "sim"]
+    assert {c["status"] for log in data["logs"] for c in log["checks"]} == {"pass"}
+    again = run("check", "--format", "json", str(tmp_path / "offload_on.log"))
+    assert report_of(again.out)["logs"][0]["checks"] == data["logs"][1]["checks"]
+    table = run("check", str(tmp_path / "offload_on.log"))
+    assert "engine: sim (kvverify's reference model, not a GPU run)" in table.out
+
+
+def test_auto_uses_the_model_without_tensorrt_llm(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kvverify.engines.base.importlib.util, "find_spec", lambda name: None)
+    r = run("run", "--out", str(tmp_path), "--variant", "offload_off")
+    assert r.code == 0, r.err
+    assert "engine: sim" in r.out
+    assert "log: " in r.err
+
+
+def test_trtllm_without_tensorrt_llm_never_falls_back(run: Run, tmp_path: Path) -> None:
+    r = run("run", "--engine", "trtllm", "--out", str(tmp_path), "--variant", "offload_on")
+    assert r.code == 2
+    assert "the engine refused the scenario" in r.out
+    assert "cannot import tensorrt_llm" in r.out
+    assert "--engine sim" in (tmp_path / "offload_on.log").read_text()
+
+
+@pytest.mark.usefixtures("standin")
+def test_standin_pass_and_the_log_repeats_the_verdict(run: Run, tmp_path: Path) -> None:
+    r = run("run", str(SCENARIO), "--engine", "auto", "--out", str(tmp_path), "--format", "json")
+    assert r.code == 0, r.out
+    data = report_of(r.out)
+    for log in data["logs"]:
+        assert log["engine"] == {"name": "trtllm", "version": "1.2.0rc2", "dialect": None}
+        assert [s["final"] for s in log["summaries"]] == [True]
+    on = (tmp_path / "offload_on.log").read_text()
+    assert "[TensorRT-LLM] TensorRT LLM version: 1.2.0rc2" in on  # the import banner
+    assert "addSequence: Request 3, inputLength 40, prepopulatedPromptLen 32" in on
+    assert "isOffload=true" in on  # written by the executor worker process, to fd 1
+    assert '"t":"step_end","step":3' in on
+    again = run("check", "--format", "json", str(tmp_path / "offload_on.log"))
+    assert report_of(again.out)["logs"][0]["checks"] == data["logs"][1]["checks"]
+    steps = {q["step"]: q for q in data["logs"][1]["requests"] if q["step"]}
+    assert steps[3]["reused_tokens"] == 32
+
+
+@pytest.mark.usefixtures("standin")
+@pytest.mark.parametrize(
+    ("fault", "code", "verdict", "diagnosis"),
+    [
+        ("crash:3", 3, "crashed", "run-crashed"),
+        ("cuda-error:2", 3, "crashed", "engine-errors"),
+        ("kill:2", 3, "crashed", "run-crashed"),
+        ("no-summary", 2, "not_analyzable", "no-summary"),
+        ("v2", 2, "not_analyzable", "kv-cache-manager-v2"),
+        ("setenv-late", 2, "not_analyzable", "no-debug-lines"),
+    ],
+)
+def test_standin_faults(
+    run: Run, tmp_path: Path, fault: str, code: int, verdict: str, diagnosis: str
+) -> None:
+    path = scenario_with(tmp_path, engine__env={"STANDIN_FAULT": fault})
+    r = run(
+        "run",
+        path,
+        "--engine",
+        "trtllm",
+        "--variant",
+        "offload_on",
+        "--out",
+        str(tmp_path / "out"),
+        "--format",
+        "json",
+    )
+    assert r.code == code, r.out
+    (log,) = report_of(r.out)["logs"]
+    assert log["verdict"] == verdict
+    assert diagnosis in {d["code"] for d in log["diagnoses"]}
+    text = (tmp_path / "out" / "offload_on.log").read_text()
+    assert '"t":"exit"' in text  # the partial log is kept, with how the run ended
+    assert "[kvverify]" in text
+
+
+@pytest.mark.usefixtures("standin")
+def test_standin_crash_keeps_and_analyses_the_partial_log(run: Run, tmp_path: Path) -> None:
+    path = scenario_with(tmp_path, engine__env={"STANDIN_FAULT": "crash:3"})
+    r = run("run", path, "--engine", "trtllm", "--variant", "offload_on", "--out", str(tmp_path))
+    assert r.code == 3
+    assert "CRASHED" in r.out
+    assert "the engine crashed" in r.out
+    assert "Executor worker died" in r.out
+    assert "no-summary" in r.out  # the two steps that ran are in the log, the summary is not
+    again = run("check", str(tmp_path / "offload_on.log"))
+    assert again.code == 3
+
+
+@pytest.mark.usefixtures("standin")
+def test_standin_hang_is_stopped_by_the_timeout(run: Run, tmp_path: Path) -> None:
+    path = scenario_with(tmp_path, engine__env={"STANDIN_FAULT": "hang:2"})
+    started = time.monotonic()
+    r = run(
+        "run",
+        path,
+        "--engine",
+        "trtllm",
+        "--variant",
+        "offload_on",
+        "--out",
+        str(tmp_path),
+        "--timeout",
+        "4",
+        "--format",
+        "json",
+    )
+    assert time.monotonic() - started < 30
+    assert r.code == 3
+    (log,) = report_of(r.out)["logs"]
+    run_diag = log["diagnoses"][0]
+    assert run_diag["code"] == "run-timeout"
+    assert "no result after 4 s" in run_diag["detail"]
+
+
+@pytest.mark.usefixtures("standin")
+def test_keys_the_installed_version_does_not_know_fail_before_the_model_loads(
+    run: Run, tmp_path: Path
+) -> None:
+    path = scenario_with(
+        tmp_path, engine__kv_cache={"use_kv_cache_manager_v2": False, "tokens_per_block": 16}
+    )
+    r = run("run", path, "--engine", "trtllm", "--variant", "offload_on", "--out", str(tmp_path))
+    assert r.code == 2
+    assert (
+        "engine.kv_cache.use_kv_cache_manager_v2: KvCacheConfig of TensorRT-LLM 1.2.0rc2 "
+        "has no such argument"
+    ) in r.out
+    log = (tmp_path / "offload_on.log").read_text()
+    assert "Allocating primary pool" not in log  # no model was loaded
+    path = scenario_with(tmp_path, engine__args={"max_batch_sise": 2})
+    r = run("run", path, "--engine", "trtllm", "--variant", "offload_on", "--out", str(tmp_path))
+    assert r.code == 2
+    assert (
+        "engine.max_batch_sise: LLM of TensorRT-LLM 1.2.0rc2 has no such argument (did you "
+        "mean 'max_batch_size'?)" in r.out
+    )
+
+
+@pytest.mark.usefixtures("standin")
+def test_v1_manager_is_kept_where_the_version_offers_v2(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STANDIN_VERSION", "1.4.0")
+    r = run(
+        "run",
+        str(SCENARIO),
+        "--engine",
+        "trtllm",
+        "--variant",
+        "offload_on",
+        "--out",
+        str(tmp_path),
+        "--format",
+        "json",
+    )
+    assert r.code == 0, r.out
+    text = (tmp_path / "offload_on.log").read_text()
+    assert "[TRT-LLM] [D] [batchmgr]" in text  # the 2026 prefix
+    assert "kvCacheIterationStats" in text  # iteration stats with offload counts
+    (log,) = report_of(r.out)["logs"]
+    assert log["engine"]["version"] == "1.4.0"
+
+
+@pytest.mark.usefixtures("standin")
+def test_ctrl_c_stops_the_run_keeps_the_log_and_exits_130(tmp_path: Path) -> None:
+    path = scenario_with(tmp_path, engine__env={"STANDIN_FAULT": "hang:2"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kvverify",
+            "run",
+            path,
+            "--engine",
+            "trtllm",
+            "--variant",
+            "offload_on",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = tmp_path / "out" / "offload_on.log"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if log.exists() and '"t":"step_begin","step":2' in log.read_text():
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "INTERRUPTED" in out
+    text = log.read_text()
+    assert '"status":"interrupted"' in text
+    assert "addSequence: Request 1" in text  # what ran before is kept
+
+
+def test_unknown_variant_and_broken_scenario(run: Run, tmp_path: Path) -> None:
+    r = run(
+        "run", str(SCENARIO), "--engine", "sim", "--variant", "offload_of", "--out", str(tmp_path)
+    )
+    assert r.code == 2
+    assert "no variant 'offload_of' (did you mean 'offload_off'?)" in r.err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: x\nengine: {model: m, kv_cache: {max_tokns: 1}}\nprompts: {A: a}\nsteps: [A]\n"
+    )
+    r = run("run", str(bad), "--engine", "sim")
+    assert r.code == 2
+    assert (
+        f"{bad}:2:31: engine.kv_cache.max_tokns: unknown key (did you mean 'max_tokens'?)" in r.err
+    )
