@@ -148,6 +148,8 @@ def check_events(events: Iterable[Event], path: str, inputs: Inputs) -> LogRepor
     for c, exp in zip(checks, expectations, strict=False):
         if c.status == "fail" and c.diagnosis is None:
             c.diagnosis = diagnose.cause_of(c, exp.metric, ev)
+    if run is not None and run.get("approximate_tokens"):
+        diagnoses.append(diagnose.make("approximate-tokens", str(run.get("tokenizer") or "")))
     codes = {d.code for d in diagnoses}
     for c in checks:
         if c.diagnosis and c.diagnosis not in codes and c.diagnosis in diagnose.CATALOG:
@@ -365,9 +367,12 @@ def _view(ev: Evidence, run: dict[str, Any] | None, inputs: Inputs) -> View:
         )
     else:
         view.steps_reason = "the log shows no KV cache manager to map steps to"
-    offloads = [m for m in markers if m.get("t") == "iter_stats"]
-    if offloads:
-        view.marker_offloads = _iteration_offloads(offloads)
+    stats = _iteration_offloads([m for m in markers if m.get("t") == "iter_stats"])
+    events = _event_offloads([m for m in markers if m.get("t") == "kv_events"])
+    if stats is not None:
+        view.marker_offloads = (*stats, "iteration statistics of the run")
+    elif events is not None:
+        view.marker_offloads = (*events, "KV-cache events of the run")
     if seg is not None:
         for s in ev.segments:
             if s.estimation:
@@ -415,6 +420,22 @@ def _step_values(marker: dict[str, Any]) -> dict[str, float]:
         if isinstance(marker.get(key), int | float):
             out[key] = float(marker[key])
     return out
+
+
+def _event_offloads(markers: list[dict[str, Any]]) -> tuple[int, int] | None:
+    """Offloads and onboards from KV-cache events: ``updated`` cache_level 0->1 and 1->0."""
+    if not markers:
+        return None
+    off = on = 0
+    for m in markers:
+        for event in m.get("events") or []:
+            data = (event or {}).get("data") or {}
+            level = data.get("cache_level") if data.get("type") == "updated" else None
+            if isinstance(level, dict):
+                change = (level.get("old_value"), level.get("new_value"))
+                off += change == (0, 1)
+                on += change == (1, 0)
+    return off, on
 
 
 def _iteration_offloads(markers: list[dict[str, Any]]) -> tuple[int, int] | None:

@@ -155,6 +155,13 @@ CATALOG: dict[str, Cause] = {
         "TensorRT-LLM numbers requests from max_batch_size on: the first real request of "
         "LLM(max_batch_size=1) is request 1",
     ),
+    "approximate-tokens": Cause(
+        "info",
+        "text prompts were tokenized approximately (no local tokenizer)",
+        "the reference model's block counts for text prompts are estimates: install "
+        "kvverify[tokenizer] with the model's tokenizer.json available locally, or use token-id "
+        "prompts (tokens, synthetic) for exact numbers",
+    ),
     "no-run-markers": Cause(
         "error",
         "this metric is recorded by kvverify run only",

@@ -47,8 +47,8 @@ class View:
     steps_reason: str = ""
     #: per-step values the run recorded itself (perf metrics, latency), by step
     step_markers: dict[int, dict[str, float]] | None = None
-    #: offload evidence from kvverify's own iteration-stats markers (final run)
-    marker_offloads: tuple[int, int] | None = None
+    #: offloads, onboards and where they come from: kvverify's own markers (final run)
+    marker_offloads: tuple[int, int, str] | None = None
 
     # -- engine metrics ------------------------------------------------------------------------
 
@@ -194,8 +194,8 @@ class View:
     def _transfers(self, seg: Segment, metric: str) -> Observation:
         offload = metric == "offloaded_blocks"
         if self.marker_offloads is not None:
-            off, on = self.marker_offloads
-            return Observation(float(off if offload else on), "iteration statistics of the run")
+            off, on, source = self.marker_offloads
+            return Observation(float(off if offload else on), source)
         if seg.iter_offloads is not None:
             value = seg.iter_offloads if offload else seg.iter_onboards
             return Observation(float(value or 0), "kvCacheIterationStats in the log")

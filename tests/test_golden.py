@@ -67,3 +67,22 @@ def test_two_ranks_are_both_reported() -> None:
     assert log.ranks == [0, 1]
     assert {s.rank for s in log.summaries} == {0, 1}
     assert [s.rank for s in log.summaries if s.final] == [0]
+
+
+def test_a_sim_run_log_maps_steps_and_marks_the_warm_up() -> None:
+    log = check_source(LogSource(str(GOLDEN / "abab-1.2-offload_on.log")), Inputs())
+    final = [q for q in log.requests if q.segment == 1]
+    assert [(q.request_id, q.dummy, q.step) for q in final] == [
+        (0, True, None),
+        (0, True, None),
+        (1, False, 1),
+        (2, False, 2),
+        (3, False, 3),
+        (4, False, 4),
+    ]
+    assert log.engine.model_dump() == {
+        "name": "sim",
+        "version": "kvverify 0.1.0 reference model",
+        "dialect": "1.2",
+    }
+    assert "approximate-tokens" in {d.code for d in log.diagnoses}

@@ -3,6 +3,7 @@ chunks and with a truncated last line (the h11 way)."""
 
 from __future__ import annotations
 
+import json
 import math
 from itertools import zip_longest
 
@@ -230,6 +231,15 @@ def test_markers_and_json_offload_evidence() -> None:
     assert of(events, CacheLevelEvents) == [CacheLevelEvents(4, 1, 0), CacheLevelEvents(5, 0, 1)]
 
 
+def test_long_markers_are_read_whole() -> None:
+    payload = {"v": 1, "t": "ready", "predicted": {"steps": {str(i): i for i in range(500)}}}
+    text = "[kvverify] " + json.dumps(payload) + "\n"
+    assert len(text) > 4 * MAX_TEXT
+    (marker,) = of(parse_bytes(text.encode()), Marker)
+    assert marker.data == payload
+    assert len(marker.raw) <= MAX_TEXT  # only what is shown is cut
+
+
 def test_unprefixed_crlf_ansi_and_invalid_utf8() -> None:
     data = (
         b"BlockManager[windowSize=64] - reused blocks:                       7  \r\n"
@@ -286,4 +296,63 @@ def test_the_writer_writes_what_the_reference_prints() -> None:
     assert lines == [
         "[TRT-LLM] [D] [batchmgr] [RANK 0] BlockManager[windowSize=4096]::loadOrAllocateBlocks "
         "for request 7 - Matched full block 12\n"
+    ]
+
+
+SPECIAL = {
+    "python logger": (
+        "[04/02/2024-10:00:00] [TRT-LLM] [MPI_Rank 1] [E] engine failed to start\n"
+        "[10/21/2025-23:23:13] [TRT-LLM] [RANK 0] [I] Resolved use_kv_cache_manager_v2='auto' "
+        "to False for Qwen3ForCausalLM\n"
+        "[05/14/2026-07:06:30] [TRT-LLM] [E] [llmapi] module error\n"
+    ),
+    "errors": (
+        "[TensorRT-LLM][ERROR][2] Assertion failed: blocks\n"
+        "01-15-2026 12:34:56.123456 [TRT-LLM] [E] [1] timestamped error\n"
+        'Traceback (most recent call last):\n  File "x.py", line 1\n'
+        "torch.OutOfMemoryError: CUDA out of memory.\n"
+    ),
+    "markers and json": (
+        '[kvverify] {"v":1,"t":"step_end","step":3,"request_id":4}\n'
+        "[{'iter': 7, 'kvCacheIterationStats': {'256': {'iterOffloadBlocks': 3}}}]\n"
+        '{"event_id": 6, "data": {"type": "updated", "cache_level": {"type": "event_diff", '
+        '"new_value": 0, "old_value": 1}}}\n'
+    ),
+    "crlf ansi utf8": (
+        "BlockManager[windowSize=64] - reused blocks:                       7  \r\n"
+        "\x1b[1;31maddSequence: Request 9, inputLength 33, prepopulatedPromptLen 16\x1b[0m\r\n"
+        "\udcff garbage [TensorRT-LLM][ERROR] bad bytes\r\n"
+    ),
+    "capacity": (
+        "[TensorRT-LLM][INFO] Number of blocks in KV cache primary pool for windowSize 256: 16\n"
+        "[TensorRT-LLM][INFO] Number of blocks in KV cache secondary pool: 455, onboard blocks to "
+        "primary memory before reuse: true\n"
+        "[TensorRT-LLM][INFO] [windowSize=256] {.primaryBlocks=16, .secondayBlocks=455}\n"
+        "[05/14/2026-07:06:30] [TRT-LLM] [I] [pyexec] [KVCacheManager] blocks_per_window: "
+        "{256: (16, 455)}\n"
+        "[05/14/2026-07:06:30] [TRT-LLM] [I] [pyexec] [kv cache manager] Primary/secondary "
+        "blocks for window sizes set to {256: (17, 0)} for estimation dry run\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPECIAL))
+def test_special_lines_whole_chunked_and_truncated(name: str) -> None:
+    data = SPECIAL[name].encode("utf-8", "surrogateescape")
+    whole = parse_bytes(data)
+    assert len(whole) > 2, whole  # the lines are evidence
+    for size in (1, 2, 5, 33):
+        assert _key(feed_in(data, size)) == _key(whole), f"chunk size {size}"
+    truncated = parse_bytes(data.rstrip(b"\n"))
+    assert _key(truncated[:-1]) == _key(whole[:-1])
+
+
+def test_capacity_lines() -> None:
+    pools = of(parse_bytes(SPECIAL["capacity"].encode()), PoolSize)
+    assert [(p.window, p.primary, p.secondary, p.estimation) for p in pools] == [
+        (256, 16, None, False),
+        (None, None, 455, False),
+        (256, 16, 455, False),
+        (256, 16, 455, False),
+        (256, 17, 0, True),
     ]

@@ -539,8 +539,11 @@ def _rank(buf: bytes, start: int) -> int | None:
 
 
 def _marker(raw: bytes) -> dict[str, Any] | None:
+    """A marker's JSON, whole (markers can be long: stats, events, predictions)."""
+    if b"\x1b" in raw:
+        raw = p.ANSI_RX.sub(b"", raw)
     try:
-        data = json.loads(_text(raw))
+        data = json.loads(raw.decode("utf-8", "replace"))
     except ValueError:
         return None
     return data if isinstance(data, dict) else None

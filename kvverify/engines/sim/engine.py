@@ -117,7 +117,11 @@ class SimEngine:
         return out
 
     def events(self) -> list[dict[str, Any]]:
-        return []
+        if self.sim is None:
+            return []
+        out = list(self.sim.events)
+        self.sim.events.clear()
+        return out
 
     def shutdown(self) -> None:
         if self.sim is not None and self.sim.manager is not None:

@@ -162,16 +162,19 @@ class Simulation:
         kv = variant.engine.kv_cache
         # KvCacheConfig's defaults (§5.1) for what the scenario leaves out.
         self.reuse = kv.enable_block_reuse is not False
+        # KV-cache events need event_buffer_max_size > 0 and block reuse (§5.3).
+        self.events_enabled = bool(kv.event_buffer_max_size) and self.reuse
+        self.events: list[dict[str, Any]] = []
         self.manager: BlockManager | None = None
         self._estimation: BlockManager | None = None
         self._step_index = 0
 
     # -- what the writer prints ----------------------------------------------------------------
 
-    def _listener(self) -> Any:
-        return _WriterListener(self.writer, self.cap.window) if self.writer else None
+    def _listener(self, events: list[dict[str, Any]] | None = None) -> Any:
+        return _WriterListener(self.writer, self.cap.window, events) if self.writer else None
 
-    def _construct(self, primary: int, secondary: int) -> BlockManager:
+    def _construct(self, primary: int, secondary: int, *, final: bool = False) -> BlockManager:
         w = self.writer
         if w is not None:
             w.construct(
@@ -196,7 +199,7 @@ class Simulation:
             secondary_offload_min_priority=kv.secondary_offload_min_priority,
             # V-mid25 and older store dummy requests' blocks; 1.2 on does not (§10).
             store_dummies=not self.dialect.release,
-            listener=self._listener(),
+            listener=self._listener(self.events if final and self.events_enabled else None),
         )
 
     def _request(
@@ -242,7 +245,23 @@ class Simulation:
             1,
             dummy=True,
         )
-        self.manager = self._construct(self.cap.primary_blocks, self.cap.secondary_blocks)
+        if self.events_enabled:  # event 0 is "created", with the blocks per cache level
+            self.events.append(
+                {
+                    "event_id": 0,
+                    "data": {
+                        "type": "created",
+                        "num_blocks_per_cache_level": [
+                            self.cap.primary_blocks,
+                            self.cap.secondary_blocks,
+                        ],
+                    },
+                    "window_size": self.cap.window,
+                }
+            )
+        self.manager = self._construct(
+            self.cap.primary_blocks, self.cap.secondary_blocks, final=True
+        )
         # The estimation manager is destroyed by the garbage collector: its summary comes now.
         self.prediction.estimation_summary = self._summarize(self._estimation)
         # Warm-up: a context dummy and a generation dummy (ids below max_batch_size).
@@ -279,11 +298,16 @@ class Simulation:
 
 
 class _WriterListener:
-    """Turns the model's notifications into TensorRT-LLM's lines."""
+    """Turns the model's notifications into TensorRT-LLM's lines, and keeps its KV-cache events
+    (``llm.get_kv_cache_events()``, §5.3) when ``events`` is a list."""
 
-    def __init__(self, writer: LogWriter, window: int) -> None:
+    def __init__(
+        self, writer: LogWriter, window: int, events: list[dict[str, Any]] | None = None
+    ) -> None:
         self.w = writer
         self.window = window
+        self.events = events
+        self._next_id = 1  # event 0 is "created"
 
     def free_block(self, block: int, sequence: int) -> None:
         self.w.free_block(block, sequence, self.window)
@@ -295,7 +319,10 @@ class _WriterListener:
         self.w.lookup(outcome, block, sequence, self.window)
 
     def event(self, data: dict[str, object]) -> None:
-        pass
+        if self.events is not None:
+            self.events.append(
+                {"event_id": len(self.events), "data": data, "window_size": self.window}
+            )
 
 
 def predict(variant: Variant, dialect: str) -> Prediction:
