@@ -134,8 +134,13 @@ def check_events(events: Iterable[Event], path: str, inputs: Inputs) -> LogRepor
     """Check one log given as its event stream (the pure core, used by tests)."""
     ev = attribute(events)
     run = _last_run_marker(ev)
+    exit_marker = _exit_marker(ev)
+    status = (exit_marker or {}).get("status")
+    failed = exit_marker is not None and status != "ok"
     expectations = _expectations(inputs, run, path)
     view = _view(ev, run, inputs)
+    if failed:
+        view.run_failure = (str(status), _run_diagnosis(str(status), exit_marker or {}, ev))
     checks = [_evaluate(exp, view) for exp in expectations]
     if not inputs.expectations:
         checks += _matches(
@@ -144,7 +149,9 @@ def check_events(events: Iterable[Event], path: str, inputs: Inputs) -> LogRepor
             else (run or {}).get("predicted"),
             view,
         )
-    diagnoses = diagnose.diagnose_log(ev)
+    diagnoses = diagnose.diagnose_log(
+        ev, engine_started=not failed or ev.final_segment() is not None
+    )
     for c, exp in zip(checks, expectations, strict=False):
         if c.status == "fail" and c.diagnosis is None:
             c.diagnosis = diagnose.cause_of(c, exp.metric, ev)
@@ -155,11 +162,10 @@ def check_events(events: Iterable[Event], path: str, inputs: Inputs) -> LogRepor
         if c.diagnosis and c.diagnosis not in codes and c.diagnosis in diagnose.CATALOG:
             diagnoses.append(diagnose.make(c.diagnosis, c.reason if c.observed is None else ""))
             codes.add(c.diagnosis)
-    exit_marker = _exit_marker(ev)
     verdict = _verdict(checks, exit_marker)
-    status = (exit_marker or {}).get("status")
-    if exit_marker is not None and status != "ok":
-        diagnoses.insert(0, _run_diagnosis(str(status), exit_marker, ev))
+    if view.run_failure is not None:
+        run_diagnosis = view.run_failure[1]
+        diagnoses = [run_diagnosis, *(d for d in diagnoses if d.code != run_diagnosis.code)]
     return LogReport(
         path=path,
         verdict=verdict,
@@ -181,7 +187,7 @@ _RUN_TITLES = {
     "crashed": "the engine crashed",
     "timeout": "the run hung and was stopped",
     "interrupted": "the run was interrupted",
-    "rejected": "the engine refused the scenario",
+    "rejected": "the engine did not start",
 }
 
 
@@ -189,14 +195,12 @@ def _run_diagnosis(status: str, exit_marker: dict[str, Any], ev: Evidence) -> Di
     """How the run ended, from the supervisor's ``exit`` marker and the worker's ``error``."""
     errors = [m for m in _markers_of_last_run(ev) if m.get("t") == "error"]
     detail = str(exit_marker.get("detail") or "")
+    hint = "the log is kept and analysed as far as it goes; engine errors are listed below"
     if errors:
-        detail = f"{detail}; {errors[-1].get('type')}: {errors[-1].get('message')}".strip("; ")
-    hint = (
-        "fix the scenario (the message says which key)"
-        if status == "rejected"
-        else "the log is kept and analysed as far as it goes; the first engine error is "
-        "listed below"
-    )
+        error = errors[-1]
+        detail = f"{error.get('type')}: {error.get('message')}"
+        if error.get("hint"):
+            hint = str(error["hint"])
     return Diagnosis(
         code=f"run-{status}",
         severity="error",
@@ -318,9 +322,8 @@ def _last_run_marker(ev: Evidence) -> dict[str, Any] | None:
         return None
     info = dict(markers[0])
     for m in markers[1:]:
-        if m.get("t") == "ready":
+        if m.get("t") in ("engine", "ready"):
             info.update({k: v for k, v in m.items() if k not in ("t", "v")})
-            break
     return info
 
 

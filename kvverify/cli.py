@@ -22,6 +22,7 @@ import click
 from kvverify import __version__, report
 from kvverify.check import EXIT_CRASH, EXIT_INTERRUPTED, Inputs, StepPlan, check_paths
 from kvverify.engines.base import ENGINE_CHOICES
+from kvverify.engines.base import resolve as resolve_engine
 from kvverify.engines.sim.dialects import DEFAULT_DIALECT, DIALECTS
 from kvverify.errors import KvverifyError
 from kvverify.evidence.parallel import default_jobs
@@ -36,6 +37,15 @@ from kvverify.scenario import load as load_scenario
 F = TypeVar("F", bound=Callable[..., Any])
 
 FORMATS = ("table", "json")
+
+
+_variants_option = click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    metavar="NAME",
+    help="Only this variant (repeatable). Default: all.",
+)
 
 
 def _output_options(f: F) -> F:
@@ -73,6 +83,20 @@ def _output_options(f: F) -> F:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def check_writable(*paths: Path | None) -> None:
+    """Fail before any work when a report file cannot be written."""
+    for path in paths:
+        if path is None:
+            continue
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir() or not os.access(parent, os.W_OK) or path.is_dir():
+            raise KvverifyError(
+                "cannot write a report there",
+                where=str(path),
+                hint="give a file in an existing, writable directory",
+            )
 
 
 def emit(
@@ -183,6 +207,7 @@ def check(
       kvverify check --scenario scenarios/abab.yaml --variant offload_on enabled.log
       TLLM_LOG_LEVEL=DEBUG python app.py 2>&1 | kvverify check -
     """
+    check_writable(json_file, junit_file, markdown_file)
     inputs = Inputs(
         expectations=parse_all(expressions, "cli"),
         jobs=jobs,
@@ -206,13 +231,7 @@ def check(
 
 @cli.command()
 @click.argument("scenario", required=False, metavar="[SCENARIO]")
-@click.option(
-    "--variant",
-    "variants",
-    multiple=True,
-    metavar="NAME",
-    help="Run only this variant (repeatable). Default: all.",
-)
+@_variants_option
 @click.option(
     "--engine",
     type=click.Choice(ENGINE_CHOICES),
@@ -239,7 +258,7 @@ def check(
     default=1800.0,
     show_default=True,
     metavar="SECONDS",
-    help="Per variant; a run that takes longer is stopped (its whole process group).",
+    help="Per variant; a run that takes longer is stopped (its whole process group). 0: no limit.",
 )
 @_output_options
 def run(
@@ -268,7 +287,14 @@ def run(
       kvverify run scenarios/abab.yaml --variant offload_on --engine trtllm
       kvverify run my.yaml --engine sim --dialect 2026 --junit report.xml
     """
+    check_writable(json_file, junit_file, markdown_file)
     path = scenario or str(builtin_scenario())
+    if engine == "auto" and resolve_engine("auto") == "sim":
+        click.echo(
+            "kvverify: TensorRT-LLM is not installed: running on kvverify's reference "
+            "model (--engine sim)",
+            err=True,
+        )
     outcome = run_scenario(
         path,
         variants=variants,
@@ -361,13 +387,7 @@ def scenario_inputs(path: str, variant: str | None, inputs: Inputs) -> Inputs:
 
 @cli.command()
 @click.argument("scenario", required=False, metavar="[SCENARIO]")
-@click.option(
-    "--variant",
-    "variants",
-    multiple=True,
-    metavar="NAME",
-    help="Only this variant (repeatable). Default: all.",
-)
+@_variants_option
 @click.option(
     "--dialect",
     type=click.Choice(sorted(DIALECTS)),

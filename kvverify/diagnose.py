@@ -192,8 +192,9 @@ def _real(seg: Segment) -> list[Request]:
     return [r for r in seg.requests if not r.dummy]
 
 
-def diagnose_log(ev: Evidence) -> list[Diagnosis]:
-    """What is worth knowing about a log whatever the checks say."""
+def diagnose_log(ev: Evidence, *, engine_started: bool = True) -> list[Diagnosis]:
+    """What is worth knowing about a log whatever the checks say. ``engine_started``: False
+    when a run ended before its engine printed anything (then a missing level says nothing)."""
     out: list[Diagnosis] = []
     shape = ev.shape
     if shape is not None and shape.lines == 0:
@@ -266,7 +267,13 @@ def diagnose_log(ev: Evidence) -> list[Diagnosis]:
                         f"{len(sums)} different summaries over ranks " + ", ".join(map(str, ranks)),
                     )
                 )
-    elif shape is not None and shape.lines and not ev.debug and not (ev.v2 and ev.v2.selected):
+    elif (
+        shape is not None
+        and shape.lines
+        and not ev.debug
+        and engine_started
+        and not (ev.v2 and ev.v2.selected)
+    ):
         out.append(make("no-debug-lines", _level_detail(ev)))
     if ev.v2 is not None and ev.v2.selected:
         out.append(make("kv-cache-manager-v2", ev.v2.text, ev.v2.line))

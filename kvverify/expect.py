@@ -196,6 +196,12 @@ def parse(text: str, source: str = "cli") -> list[Expectation]:
         )
     if stripped in PRESETS:
         return [_Parser(t, source).parse() for t in PRESETS[stripped]]
+    if re.fullmatch(r"[a-z]+(-[a-z]+)+", stripped):  # a preset's shape: no-reus, no-ofload
+        raise ExpressionError(
+            f"unknown preset {stripped!r}{_suggest(stripped, PRESETS)}",
+            where=f"expectation {stripped!r}",
+            hint="presets: " + ", ".join(PRESETS),
+        )
     return [_Parser(stripped, source).parse()]
 
 

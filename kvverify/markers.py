@@ -4,8 +4,9 @@ A marker is one line, ``[kvverify] {json}``, written next to what the engine pri
 log alone lets ``kvverify check`` repeat the run's verdict. Every marker has ``v`` (protocol
 version) and ``t`` (type):
 
-``run``         scenario, variant, engine (``trtllm``/``sim``), engine_version, expect
-                (expectations as written), steps (count)
+``run``         first, before the engine is imported: scenario, variant, engine
+                (``trtllm``/``sim``), expect (expectations as written), steps (count)
+``engine``      the engine's package is loaded: engine_version
 ``ready``       the engine is built: dialect (sim), max_batch_size, prompt_lengths (per step),
                 approximate_tokens, tokenizer, predicted (reference-model numbers)
 ``step_begin``  step (from 1), prompt

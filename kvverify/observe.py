@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from kvverify.evidence.attribute import Evidence, Request, Segment, SummaryBlock
 from kvverify.expect import Expectation, Scope
@@ -49,6 +50,8 @@ class View:
     step_markers: dict[int, dict[str, float]] | None = None
     #: offloads, onboards and where they come from: kvverify's own markers (final run)
     marker_offloads: tuple[int, int, str] | None = None
+    #: how a run ended that did not end well (status, its diagnosis), from its markers
+    run_failure: tuple[str, Any] | None = None
 
     # -- engine metrics ------------------------------------------------------------------------
 
@@ -117,6 +120,12 @@ class View:
 
     def _no_engine(self) -> Observation:
         ev = self.ev
+        if self.run_failure is not None:
+            status, diagnosis = self.run_failure
+            detail = f": {diagnosis.detail}" if diagnosis.detail else ""
+            return _missing(
+                f"{diagnosis.title} before it printed any KV-cache line{detail}", f"run-{status}"
+            )
         if ev.shape is not None and ev.shape.lines == 0:
             return _missing("the log is empty", "empty-log")
         if ev.v2 is not None and ev.v2.selected:
@@ -221,6 +230,12 @@ class View:
         scope = exp.request_scope
         assert scope is not None
         if scope.kind == "step":
+            if (
+                self.steps is None
+                and self.run_failure is not None
+                and (self.ev.final_segment() is None)
+            ):
+                return self._no_engine()
             if self.steps is None:
                 return _missing(
                     self.steps_reason

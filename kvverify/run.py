@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kvverify.check import Inputs, check_paths
 from kvverify.engines import base
+from kvverify.errors import EngineError, KvverifyError
 from kvverify.result import CheckReport
 from kvverify.runner.supervise import Progress, RunResult, run_variant
 from kvverify.scenario import Scenario, load
@@ -39,13 +40,22 @@ def run_scenario(
     selected = scenario.select(variants)
     name = base.resolve(engine)
     if dialect is not None and name != "sim":
-        from kvverify.errors import EngineError
-
         raise EngineError(
             "--dialect applies to the reference model only",
             hint="add --engine sim, or drop --dialect",
         )
     out = out_dir or default_out_dir(scenario)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".kvverify-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise KvverifyError(
+            f"cannot write the logs there: {exc.strerror or exc}",
+            where=str(out),
+            hint="give a writable directory with --out",
+        ) from None
     runs: list[RunResult] = []
     interrupted = False
     for variant in selected:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tempfile
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -137,12 +138,13 @@ def test_github_annotations_and_step_summary(
 
 
 def test_internal_error_is_one_line_and_a_saved_traceback(
-    run: Run, logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    run: Run, logs: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     def boom(*args: object, **kwargs: object) -> None:
         raise ZeroDivisionError("simulated bug")
 
     monkeypatch.setattr(kvverify.check, "attribute", boom)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the traceback file goes here
     r = run("check", str(logs["on"]))
     assert r.code == 3
     (line,) = r.err.strip().splitlines()
@@ -158,3 +160,18 @@ def test_help_has_examples_and_exit_codes(run: Run) -> None:
     assert "kvverify check -e no-reuse offloading_disabled.log" in r.out
     top = run("--help")
     assert "3 engine crash or internal error" in " ".join(top.out.split())
+
+
+def test_report_files_are_checked_before_the_work(
+    run: Run, logs: dict[str, Path], tmp_path: Path
+) -> None:
+    r = run("check", "--junit", str(tmp_path / "no" / "r.xml"), str(logs["on"]))
+    assert r.code == 2
+    assert r.out == ""
+    assert "cannot write a report there" in r.err
+
+
+def test_a_mistyped_preset(run: Run, logs: dict[str, Path]) -> None:
+    r = run("check", "-e", "no-reus", str(logs["off"]))
+    assert r.code == 2
+    assert "unknown preset 'no-reus' (did you mean 'no-reuse'?)" in r.err

@@ -72,11 +72,32 @@ def test_auto_uses_the_model_without_tensorrt_llm(
 
 
 def test_trtllm_without_tensorrt_llm_never_falls_back(run: Run, tmp_path: Path) -> None:
-    r = run("run", "--engine", "trtllm", "--out", str(tmp_path), "--variant", "offload_on")
+    r = run(
+        "run",
+        "--engine",
+        "trtllm",
+        "--out",
+        str(tmp_path),
+        "--variant",
+        "offload_on",
+        "--format",
+        "json",
+    )
     assert r.code == 2
-    assert "the engine refused the scenario" in r.out
-    assert "cannot import tensorrt_llm" in r.out
-    assert "--engine sim" in (tmp_path / "offload_on.log").read_text()
+    (log,) = report_of(r.out)["logs"]
+    assert log["verdict"] == "not_analyzable"
+    first = log["diagnoses"][0]
+    assert (first["code"], first["title"]) == ("run-rejected", "the engine did not start")
+    assert "cannot import tensorrt_llm" in first["detail"]
+    assert "--engine sim" in first["hint"]
+    assert "no-debug-lines" not in {d["code"] for d in log["diagnoses"]}
+    # the variant's own expectations, each saying why it cannot be checked
+    assert [c["expression"] for c in log["checks"]] == [
+        "step[3].reused_tokens > 0",
+        "step[4].reused_tokens > 0",
+        "cache_hit_rate > 0",
+    ]
+    assert {c["diagnosis"] for c in log["checks"]} == {"run-rejected"}
 
 
 @pytest.mark.usefixtures("standin")

@@ -336,7 +336,10 @@ class Scanner:
             )
         )
 
-    def _on_pool(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+    def _one_pool(
+        self, m: Match, buf: bytes, line: int, f: p.Fields, *, construction: bool
+    ) -> None:
+        """A line naming one pool, primary or secondary, and its size."""
         n = int(m[f["n"]])
         primary = m[f["level"]] == b"primary"
         self._pool(
@@ -346,8 +349,11 @@ class Scanner:
             _int(m[f["win"]]),
             n if primary else None,
             None if primary else n,
-            construction=True,
+            construction=construction,
         )
+
+    def _on_pool(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
+        self._one_pool(m, buf, line, f, construction=True)
 
     def _on_maxblocks(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
         self._pool(
@@ -362,17 +368,7 @@ class Scanner:
         )
 
     def _on_poolcount(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
-        n = int(m[f["n"]])
-        primary = m[f["level"]] == b"primary"
-        self._pool(
-            m,
-            buf,
-            line,
-            _int(m[f["win"]]),
-            n if primary else None,
-            None if primary else n,
-            construction=False,
-        )
+        self._one_pool(m, buf, line, f, construction=False)
 
     def _on_bpw(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
         self._pool(

@@ -8,15 +8,13 @@ so a log cut off by a crash still yields what it holds.
 from __future__ import annotations
 
 import bz2
-import gzip
-import io
 import lzma
 import os
 import stat
 import sys
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import zstandard
 
@@ -79,111 +77,59 @@ class LogSource:
             raise InputError(exc.strerror or str(exc), where=self.path) from None
 
     def chunks(self, size: int = CHUNK) -> Iterator[bytes]:
-        """The decompressed bytes of the log, ``size`` bytes at a time."""
+        """The decompressed bytes of the log, in chunks of about ``size`` bytes."""
         raw = self._open()
         try:
-            head = raw.read(8)
-            stream: BinaryIO = _Prefixed(head, raw)  # type: ignore[assignment]
-            for magic, kind in _MAGIC:
-                if head.startswith(magic):
-                    self.compression = kind
-                    stream = _decompressor(kind, stream)
-                    break
-            yield from self._read(stream, size)
+            data = raw.read(size)
+            kind = next((k for magic, k in _MAGIC if data.startswith(magic)), None)
+            if kind is None:
+                while data:
+                    yield data
+                    data = raw.read(size)
+                return
+            self.compression = kind
+            yield from self._decompress(kind, data, raw, size)
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror or exc}", where=self.path) from None
         finally:
             if raw is not sys.stdin.buffer:
                 raw.close()
 
-    def _read(self, stream: BinaryIO, size: int) -> Iterator[bytes]:
+    def _decompress(self, kind: str, data: bytes, raw: BinaryIO, size: int) -> Iterator[bytes]:
+        """Incremental decompression, stream after stream (concatenated gzip members, xz
+        streams, zstd frames): everything before a break is kept."""
+        obj = _decompressor(kind)
+        fed = False
         while True:
-            try:
-                data = stream.read(size)
-            except (EOFError, OSError, lzma.LZMAError, zlib.error, zstandard.ZstdError) as exc:
-                if self.compression is None:
-                    raise InputError(f"cannot read: {exc}", where=self.path) from None
-                self.problem = (
-                    f"the {self.compression} stream is corrupt or ends early ({exc}); "
-                    "the log was read up to there"
-                )
-                return
-            if not data:
-                return
-            yield data
-
-
-class _Prefixed(io.RawIOBase):
-    """A stream with some already-read bytes put back in front."""
-
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self._head:
-            n = min(len(b), len(self._head))
-            b[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-    def read(self, size: int = -1) -> bytes:
-        if not self._head:
-            return self._rest.read(size)
-        if size < 0:
-            data, self._head = self._head + self._rest.read(), b""
-            return data
-        data, self._head = self._head[:size], self._head[size:]
-        if len(data) < size:
-            data += self._rest.read(size - len(data))
-        return data
-
-
-def _decompressor(kind: str, stream: BinaryIO) -> BinaryIO:
-    if kind == "gzip":
-        return gzip.GzipFile(fileobj=stream)  # type: ignore[return-value]
-    if kind == "xz":
-        return lzma.LZMAFile(stream)  # type: ignore[return-value]
-    if kind == "bzip2":
-        return bz2.BZ2File(stream)  # type: ignore[return-value]
-    return _Zstd(stream)  # type: ignore[return-value]
-
-
-class _Zstd(io.RawIOBase):
-    """zstd frames one after the other; a frame cut short raises instead of ending quietly
-    (``ZstdDecompressor.stream_reader`` reports a truncated frame as a clean end)."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self._dctx = zstandard.ZstdDecompressor()
-        self._obj = self._dctx.decompressobj()
-        self._fed = False  # the current frame has input
-        self._out = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        while not self._out or (size >= 0 and len(self._out) < size):
-            data = self._raw.read(1 << 20)
-            if not data:
-                if self._fed and not self._obj.eof:
-                    raise zstandard.ZstdError("the last frame is incomplete")
-                break
             while data:
-                self._fed = True
-                self._out += self._obj.decompress(data)
+                fed = True
+                try:
+                    out = obj.decompress(data)
+                except (OSError, EOFError, lzma.LZMAError, zlib.error, zstandard.ZstdError) as exc:
+                    self.problem = (
+                        f"the {kind} stream is corrupt ({exc}); the log was read up to there"
+                    )
+                    return
+                if out:
+                    yield out
                 data = b""
-                if self._obj.eof:  # next frame, if any, starts in unused_data
-                    data = self._obj.unused_data
-                    self._obj = self._dctx.decompressobj()
-                    self._fed = False
-        if size < 0:
-            out, self._out = self._out, b""
-        else:
-            out, self._out = self._out[:size], self._out[size:]
-        return out
+                if obj.eof:
+                    data = obj.unused_data
+                    obj = _decompressor(kind)
+                    fed = False
+            data = raw.read(size)
+            if not data:
+                break
+        if fed and not obj.eof:
+            self.problem = f"the {kind} stream ends early; the log was read up to there"
+
+
+def _decompressor(kind: str) -> Any:
+    """A fresh incremental decompressor: ``decompress``, ``eof``, ``unused_data``."""
+    if kind == "gzip":
+        return zlib.decompressobj(wbits=31)
+    if kind == "xz":
+        return lzma.LZMADecompressor()
+    if kind == "bzip2":
+        return bz2.BZ2Decompressor()
+    return zstandard.ZstdDecompressor().decompressobj()

@@ -49,17 +49,18 @@ def run(
     writes them (file descriptor 1 for a real engine). ``engine``: one already built."""
     scenario = load(scenario_path)
     (variant,) = scenario.select([variant_name])
-    if engine is None:
-        engine = base.create(engine_name, **options)
+    # First, so that a log whose engine never starts still says what it was to check.
     emit(
         "run",
         scenario=scenario.name,
         variant=variant.name,
         engine=engine_name,
-        engine_version=engine.version(),
         expect=[e.text for e in variant.expect],
         steps=len(variant.steps),
     )
+    if engine is None:
+        engine = base.create(engine_name, **options)
+    emit("engine", engine_version=engine.version())
     engine.start(variant)
     info = engine.run_info()
     emit(
@@ -108,7 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args.scenario, args.variant, args.engine, options)
     except KvverifyError as exc:  # the input is wrong (e.g. a key this TensorRT-LLM lacks)
-        emit("error", type=type(exc).__name__, message=exc.render(), exit_code=exc.exit_code)
+        where = f"{exc.where}: " if exc.where else ""
+        emit(
+            "error",
+            type=type(exc).__name__,
+            message=where + exc.message,
+            hint=exc.hint,
+            exit_code=exc.exit_code,
+        )
         return exc.exit_code
     except Exception as exc:
         emit("error", type=type(exc).__name__, message=str(exc)[:2000])

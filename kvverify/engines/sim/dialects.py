@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from kvverify.evidence.events import SUMMARY_METRICS as _METRICS
+
 Level = str  # "DEBUG" | "INFO" | "WARNING" | "ERROR"
 
 _SPEC = re.compile(
@@ -72,17 +74,7 @@ SUMMARY_9 = (
     "%s - reused tokens percentage (%%):        %.2f ",
 )
 #: Metric of each summary line, in order (the 3-line variant prints the 1st, 2nd and 4th).
-SUMMARY_METRICS = (
-    "allocated_total_blocks",
-    "allocated_new_blocks",
-    "missed_blocks",
-    "reused_blocks",
-    "reused_unique_blocks",
-    "reused_unique_blocks_percent",
-    "cache_hit_rate",
-    "reused_tokens",
-    "reused_tokens_percent",
-)
+SUMMARY_METRICS = _METRICS
 
 # -- §2.2 per request ----------------------------------------------------------------------------
 ADD_SEQUENCE = "addSequence: Request %lu, inputLength %d, prepopulatedPromptLen %d"
