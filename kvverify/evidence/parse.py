@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kvverify.evidence import patterns as p
+from kvverify.evidence import prefilter
 from kvverify.evidence.events import (
     AddSequence,
     Banner,
@@ -47,6 +48,21 @@ _DIGITS = frozenset(b"0123456789")
 
 Match = re.Match[bytes]
 
+_SHIFT = prefilter.PART_BITS
+_MASK = (1 << _SHIFT) - 1
+#: Match functions of the parts, by a candidate's part number (the fast lookup uses the part's).
+_PART_MATCH = [part.pattern.match for part in p.ANCHORED_PARTS]
+_PART_MATCH += [_PART_MATCH[p.LOOKUP_PART]] * (prefilter.FAST_LOOKUP + 1 - len(_PART_MATCH))
+_OUTCOMES = p.LOOKUP_OUTCOMES
+
+#: ``id()`` of every pattern the scan uses -> its table (``match.lastindex`` -> kind, fields).
+_TABLES: dict[int, dict[int, tuple[str, p.Fields]]] = {
+    id(p.ANCHORED): p.ANCHORED_TABLE,
+    id(p.LINE_START): p.LINE_START_TABLE,
+    id(p.FIRST_LINE): p.LINE_START_TABLE,
+    **p.PART_TABLES,
+}
+
 #: Alternatives TensorRT-LLM prints only at DEBUG: one of them proves the level.
 _DEBUG_ONLY = frozenset(
     {"summary", "lookup", "addseq", "addseqw", "release", "prepop", "pool", "copy"}
@@ -68,7 +84,11 @@ def _int(raw: bytes | None) -> int | None:
 class Scanner:
     """Incremental parser. Not thread-safe; one per log."""
 
-    def __init__(self, *, max_line: int = MAX_LINE) -> None:
+    def __init__(self, *, max_line: int = MAX_LINE, use_prefilter: bool | None = None) -> None:
+        """``use_prefilter``: None uses the native prefilter when it is available
+        (:mod:`kvverify.evidence.prefilter`); False never does; True requires it."""
+        if use_prefilter and not prefilter.enabled():
+            raise RuntimeError("the native prefilter is not available")
         self._max_line = max_line
         self._carry = b""
         self._line = 1  # number of the line the next unscanned byte belongs to
@@ -84,6 +104,7 @@ class Scanner:
         }
         self._long_lines = 0
         self._closed = False
+        self._prefilter = prefilter.enabled() if use_prefilter is None else use_prefilter
         self._handlers: dict[str, Callable[[Match, bytes, int, p.Fields], None]] = {
             name[4:]: getattr(self, name) for name in dir(self) if name.startswith("_on_")
         }
@@ -141,13 +162,23 @@ class Scanner:
 
     def _scan(self, buf: bytes, end: int) -> None:
         """Scan ``buf[:end]``, whose first byte starts a line if ``self._at_line_start``."""
-        anchored = p.ANCHORED.finditer(buf, 0, end)
-        # Unprefixed bodies and tracebacks are rare.
-        extras: list[Match | tuple[int, Level]] = list(p.LINE_START.finditer(buf, 0, end))
-        if self._at_line_start:
-            first = p.FIRST_LINE.match(buf, 0, end)
-            if first is not None:
-                extras.insert(0, first)
+        anchored: Iterable[Match]
+        extras: list[Match | tuple[int, Level]]
+        if self._prefilter:
+            anchors, line_hits = prefilter.candidates(buf, end)
+            at_start = self._line_starts(buf, end, line_hits)
+            if not at_start and not self._levels_todo:
+                self._scan_candidates(buf, end, anchors)  # the common case, and the fast one
+                return
+            anchored, extras = self._anchored(buf, end, anchors), list(at_start)
+        else:
+            anchored = p.ANCHORED.finditer(buf, 0, end)
+            # Unprefixed bodies and tracebacks are rare.
+            extras = list(p.LINE_START.finditer(buf, 0, end))
+            if self._at_line_start:
+                first = p.FIRST_LINE.match(buf, 0, end)
+                if first is not None:
+                    extras.insert(0, first)
         merged: Iterable[Match | tuple[int, Level]]
         if self._levels_todo:
             merged = list(anchored)
@@ -161,8 +192,7 @@ class Scanner:
         pos = 0
         line = self._line
         taken_to = -1
-        anchored_rx = p.ANCHORED
-        anchored_table, line_table = p.ANCHORED_TABLE, p.LINE_START_TABLE
+        tables = _TABLES
         handlers = self._handlers
         for m in merged:
             if type(m) is tuple:  # (position, level): where DEBUG / INFO logging shows first
@@ -178,10 +208,102 @@ class Scanner:
             # +1: a LINE_START match begins at the newline that ends the previous line.
             line += buf.count(b"\n", pos, start + 1)
             pos = start + 1
-            table = anchored_table if m.re is anchored_rx else line_table  # type: ignore[union-attr]
-            kind, fields = table[m.lastindex]  # type: ignore[index,union-attr]
+            kind, fields = tables[id(m.re)][m.lastindex]  # type: ignore[index,union-attr]
             handlers[kind](m, buf, line, fields)  # type: ignore[arg-type]
         self._line = line + buf.count(b"\n", pos, end)
+
+    # -- with the native prefilter -------------------------------------------------------------
+    # The same matches as the full search, found by matching only where the prefilter points.
+    # Per line, as in the full search, a body at the start of the line wins over one after a
+    # prefix, and the first body after a prefix wins; the tests compare both paths.
+
+    def _line_starts(self, buf: bytes, end: int, line_hits: list[int]) -> list[Match]:
+        """The bodies at the start of a line (FIRST_LINE, LINE_START), in order."""
+        found: list[Match] = []
+        if self._at_line_start:
+            first = p.FIRST_LINE.match(buf, 0, end)
+            if first is not None:
+                found.append(first)
+        taken_to = -1
+        for to in line_hits:
+            if to <= taken_to:
+                continue
+            m = p.LINE_START.match(buf, buf.rfind(b"\n", 0, to), end)
+            if m is not None:
+                found.append(m)
+                taken_to = m.end()
+        return found
+
+    def _anchored(self, buf: bytes, end: int, anchors: list[int]) -> list[Match]:
+        """The :data:`~p.ANCHORED` matches (the first on each line), in order."""
+        found: list[Match] = []
+        taken_to = -1
+        for candidate in anchors:
+            a = candidate >> _SHIFT
+            if a < taken_to:
+                continue  # the line already has its match
+            m = _PART_MATCH[candidate & _MASK](buf, a, end)
+            if m is not None:
+                found.append(m)
+                taken_to = m.end()
+        return found
+
+    def _scan_candidates(self, buf: bytes, end: int, anchors: list[int]) -> None:
+        """:meth:`_scan` for a stretch with no body at the start of a line and the log's level
+        known: matches in one pass, and lookup lines in their common form without a regex.
+
+        A lookup line continues the current run of lookups when it has the same prefix as the
+        run's last line (so the same rank and window) and nothing came between them; only a
+        line that starts a run needs its line number, rank and window."""
+        find, rfind, count = buf.find, buf.rfind, buf.count
+        tables, handlers = _TABLES, self._handlers
+        fast, lead = prefilter.FAST_LOOKUP, len(p.LOOKUP_LEAD)
+        pos = 0
+        line = self._line
+        taken_to = -1
+        run: list[Any] | None = None  # the run the fast path last extended
+        run_prefix = b""
+        for candidate in anchors:
+            a = candidate >> _SHIFT
+            if a < taken_to:
+                continue  # the line already has its match
+            index = candidate & _MASK
+            if index != fast:
+                m = _PART_MATCH[index](buf, a, end)
+                if m is None:
+                    continue
+                taken_to = m.end()
+                line += count(b"\n", pos, a)
+                pos = a
+                kind, fields = tables[id(m.re)][m.lastindex]  # type: ignore[index]
+                handlers[kind](m, buf, line, fields)
+                continue
+            at = a + lead
+            slot = -1
+            for outcome, index in _OUTCOMES:
+                if buf.startswith(outcome, at):
+                    slot = index
+                    break
+            if slot < 0:
+                continue  # not a lookup line after all; a later body on the line may be one
+            taken_to = find(b"\n", at, end)
+            if taken_to < 0:
+                taken_to = end
+            line_start = rfind(b"\n", 0, a) + 1
+            prefix = buf[line_start:a]
+            if run is None or run is not self._lookups or prefix != run_prefix:
+                line += count(b"\n", pos, a)
+                pos = a
+                rank, window = _lookup_key(buf, a)
+                run = self._lookups
+                if self._copies is not None or run is None or run[1] != rank or run[2] != window:
+                    self._flush()
+                    run = self._lookups = [line, rank, window, 0, 0, 0, 0]
+                # The key is read from at most _KEY_REACH bytes before the "]": a shorter prefix
+                # would let the previous line in, so such lines are keyed one by one.
+                run_prefix = prefix if a - line_start >= _KEY_REACH else b"\n"
+            run[3 + slot] += 1
+        self._line = line + count(b"\n", pos, end)
 
     def _find_levels(self, buf: bytes, end: int, matches: list[Match]) -> list[tuple[int, Level]]:
         """Where logging at DEBUG first shows (the first DEBUG tag or DEBUG-only line, whichever
@@ -189,7 +311,7 @@ class Scanner:
         pays for this only up to its first DEBUG line."""
         debug_at = end
         for m in matches:
-            if p.ANCHORED_TABLE[m.lastindex or 0][0] in _DEBUG_ONLY:
+            if _TABLES[id(m.re)][m.lastindex or 0][0] in _DEBUG_ONLY:
                 debug_at = m.start()
                 break
         hits = [i for i in (buf.find(t, 0, debug_at) for t in p.DEBUG_TAGS) if i >= 0]
@@ -227,10 +349,7 @@ class Scanner:
             window = _window(m, buf, f)
             rank = _fast_rank(buf, start + 2) if "bare" in f else None
         else:  # found at the "]" of "BlockManager[windowSize=N]"
-            eq = buf.rfind(b"=", start - 11, start)
-            window = int(buf[eq + 1 : start]) if buf[eq - 11 : eq] == b"[windowSize" else None
-            body = eq - 23  # len("BlockManager[windowSize"): where the manager's name starts
-            rank = _fast_rank(buf, body) if buf[body - 3] in _DIGITS else None
+            rank, window = _lookup_key(buf, start)
         outcome = m[f["outcome"]]
         run = self._lookups
         if self._copies is not None or run is None or run[1] != rank or run[2] != window:
@@ -506,6 +625,21 @@ def _window(m: Match, buf: bytes, f: p.Fields) -> int | None:
     start = m.start()
     w = p.WINDOW_BEFORE.search(buf, max(0, start - 24), start)
     return None if w is None else int(w.group(1))
+
+
+#: How far before the "]" of "BlockManager[windowSize=N]" :func:`_lookup_key` reads at most:
+#: the "=" up to 11 bytes back, the manager's name 23 before it, a rank tag up to 16 before that.
+_KEY_REACH = 11 + 23 + 16
+
+
+def _lookup_key(buf: bytes, start: int) -> tuple[int | None, int | None]:
+    """Rank and window of a window manager's line, from the "]" at ``start`` that closes
+    ``BlockManager[windowSize=N]``."""
+    eq = buf.rfind(b"=", start - 11, start)
+    window = int(buf[eq + 1 : start]) if buf[eq - 11 : eq] == b"[windowSize" else None
+    body = eq - 23  # len("BlockManager[windowSize"): where the manager's name starts
+    rank = _fast_rank(buf, body) if buf[body - 3] in _DIGITS else None
+    return rank, window
 
 
 def _fast_rank(buf: bytes, body: int) -> int | None:

@@ -19,54 +19,81 @@ The spec is ``docs/trtllm-logs.md`` (section numbers below refer to it). Four ru
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 _REST = rb"[^\n]*"
 
 
+class Alt(NamedTuple):
+    """One alternative: the literal(s) it starts with, and its whole regex.
+
+    The leads are kept apart so that the optional prefilter (``prefilter.py``) can search for
+    them and hand the regexes only the lines that hold one.
+    """
+
+    leads: tuple[bytes, ...]
+    regex: bytes
+
+
+def _alt(leads: bytes | tuple[bytes, ...], rest: bytes) -> Alt:
+    leads = (leads,) if isinstance(leads, bytes) else leads
+    escaped = [re.escape(lead) for lead in leads]
+    head = escaped[0] if len(escaped) == 1 else rb"(?:" + b"|".join(escaped) + rb")"
+    return Alt(leads, head + rest)
+
+
+def _either(alts: list[Alt]) -> bytes:
+    return b"|".join(a.regex for a in alts)
+
+
 def _add_sequence(kind: str) -> bytes:
-    """``addSequence: Request %lu, inputLength %d, prepopulatedPromptLen %d`` (V-2024a..V-mid25),
-    ``..., numConnectorMatchedTokens %d`` (V-1.2rc2) (§2.2). Used twice: bare and, in V-2026,
-    after ``BlockManager[windowSize=N]::``."""
+    """What follows ``addSequence: Request ``: ``%lu, inputLength %d, prepopulatedPromptLen %d``
+    (V-2024a..V-mid25), ``..., numConnectorMatchedTokens %d`` (V-1.2rc2) (§2.2). Used twice: bare
+    and, in V-2026, after ``BlockManager[windowSize=N]::``."""
     k = kind.encode()
     return (
-        rb"addSequence: Request (?P<" + k + rb"__rid>\d+), inputLength (?P<" + k + rb"__len>\d+), "
+        rb"(?P<" + k + rb"__rid>\d+), inputLength (?P<" + k + rb"__len>\d+), "
         rb"prepopulatedPromptLen (?P<" + k + rb"__pre>-?\d+)"
         rb"(?:, numConnectorMatchedTokens (?P<" + k + rb"__con>\d+))?" + _REST
     )
 
 
+_MISSING = b"storeContextBlocks: Can not find sequence for request "
+
+
 def _missing(kind: str) -> bytes:
     """§2.2 WARNING ``[kv cache manager] storeContextBlocks: Can not find sequence for
-    request %lu``."""
-    return (
-        rb"storeContextBlocks: Can not find sequence for request (?P<"
-        + kind.encode()
-        + rb"__rid>\d+)"
-        + _REST
-    )
+    request %lu``, after its lead :data:`_MISSING`."""
+    return rb"(?P<" + kind.encode() + rb"__rid>\d+)" + _REST
 
 
 # Lines printed by a window manager start with ``BlockManager[windowSize=N]`` (plain
 # ``BlockManager`` before the per-window refactor), then one of these tails.
-def _block_manager_tails(prefix: str) -> list[bytes]:
+def _block_manager_tails(prefix: str) -> list[Alt]:
     k = prefix.encode()
     tails = [
         # §2.1 shutdown summary, 3-, 7- and 9-line variants:
         #   "%s - total allocated blocks:              %lu  "  ...  "%s - reused tokens:  %.0f "
         # %lu, %.2f or %.0f; %.2f prints nan, -nan and inf.
-        rb" - (?P<" + k + rb"summary__metric>total allocated blocks|allocated new blocks"
-        rb"|missed blocks|reused unique blocks percentage \(%\)|reused unique blocks"
-        rb"|reused blocks|cache hit rate|reused tokens percentage \(%\)|reused tokens):[ \t]*"
-        rb"(?P<" + k + rb"summary__value>-?nan|-?inf|-?\d+(?:\.\d*)?)" + _REST,
+        _alt(
+            b" - ",
+            rb"(?P<" + k + rb"summary__metric>total allocated blocks|allocated new blocks"
+            rb"|missed blocks|reused unique blocks percentage \(%\)|reused unique blocks"
+            rb"|reused blocks|cache hit rate|reused tokens percentage \(%\)|reused tokens):[ \t]*"
+            rb"(?P<" + k + rb"summary__value>-?nan|-?inf|-?\d+(?:\.\d*)?)" + _REST,
+        ),
         # §2.2 V-2026: "%s::addSequence: Request %lu, ..."
-        rb"::" + _add_sequence(prefix + "addseqw"),
+        _alt(b"::addSequence: Request ", _add_sequence(prefix + "addseqw")),
         # §2.2 V-1.2rc2+: "%s::releaseBlocks Request %lu, %d blocks stored for reuse"
-        rb"::releaseBlocks Request (?P<"
-        + k
-        + rb"release__rid>\d+), (?P<"
-        + k
-        + rb"release__n>\d+) blocks stored"
-        + _REST,
+        _alt(
+            b"::releaseBlocks Request ",
+            rb"(?P<"
+            + k
+            + rb"release__rid>\d+), (?P<"
+            + k
+            + rb"release__n>\d+) blocks stored"
+            + _REST,
+        ),
     ]
     # §2.2 per block, V-mid25/V-1.2rc2: "%s::loadOrAllocateBlocks - Matched full block %d",
     #   "... - Reused partially filled block %d", "... - Copied partially filled block %d",
@@ -74,8 +101,11 @@ def _block_manager_tails(prefix: str) -> list[bytes]:
     #   " for request %lu" after the function name; V-2024 (no window) says
     #   "BlockManager::loadOrAllocateBlocks - Matched partially filled block %d".
     tails.append(
-        rb"::loadOrAllocateBlocks(?: for request \d+)? - (?P<" + k + rb"lookup__outcome>"
-        rb"Matched full|No match|Reused partially|Copied partially|Matched partially)" + _REST
+        _alt(
+            b"::loadOrAllocateBlocks",
+            rb"(?: for request \d+)? - (?P<" + k + rb"lookup__outcome>"
+            rb"Matched full|No match|Reused partially|Copied partially|Matched partially)" + _REST,
+        )
     )
     return tails
 
@@ -86,62 +116,90 @@ def _block_manager_tails(prefix: str) -> list[bytes]:
 # back from the bytes before that "]".
 _WINDOWED_TAILS = _block_manager_tails("")
 # Before the per-window refactor: "BlockManager - reused blocks: ...", "BlockManager::...".
-_BARE_BLOCK_MANAGER = rb"BlockManager(?:" + b"|".join(_block_manager_tails("bare_")) + rb")"
+_BARE_TAILS = _block_manager_tails("bare_")
+_BARE_BLOCK_MANAGER = Alt(
+    tuple(b"BlockManager" + lead for t in _BARE_TAILS for lead in t.leads),
+    rb"BlockManager(?:" + _either(_BARE_TAILS) + rb")",
+)
 # At the start of a line (unprefixed output) both forms, the window captured.
-_BLOCK_MANAGER = (
+_BLOCK_MANAGER = Alt(
+    (b"BlockManager",),
     rb"BlockManager(?:\[windowSize=(?P<bm__win>\d+)\](?:"
-    + b"|".join(_block_manager_tails(""))
+    + _either(_block_manager_tails(""))
     + rb")|"
-    + b"|".join(_block_manager_tails("bare_"))
-    + rb")"
+    + _either(_block_manager_tails("bare_"))
+    + rb")",
 )
 
 # Every other body, valid after a prefix or at the start of a line.
 _OTHER_BODIES = [
     # §2.2 V-2024a..V-1.2rc2 (no window prefix)
-    _add_sequence("addseq"),
+    _alt(b"addSequence: Request ", _add_sequence("addseq")),
     # §2.2 llmRequest.h: "Setting pre-populated prompt length for request %lu to %i (promptLen=%i)."
-    rb"Setting pre-populated prompt length for request (?P<prepop__rid>\d+) to "
-    rb"(?P<prepop__len>-?\d+) \(promptLen=(?P<prepop__prompt>\d+)\)" + _REST,
+    _alt(
+        b"Setting pre-populated prompt length for request ",
+        rb"(?P<prepop__rid>\d+) to (?P<prepop__len>-?\d+) \(promptLen=(?P<prepop__prompt>\d+)\)"
+        + _REST,
+    ),
     # §2.3 "[%s] Allocating primary|secondary pool with %d blocks for %d layers with %d kv heads"
     #   (%s = BlockManager[windowSize=N]; V-2024b: BlockManager)
-    rb"\[BlockManager(?:\[windowSize=(?P<pool__win>\d+)\])?\] Allocating "
-    rb"(?P<pool__level>primary|secondary) pool with (?P<pool__n>\d+) blocks" + _REST,
+    _alt(
+        b"[BlockManager",
+        rb"(?:\[windowSize=(?P<pool__win>\d+)\])?\] Allocating "
+        rb"(?P<pool__level>primary|secondary) pool with (?P<pool__n>\d+) blocks" + _REST,
+    ),
     # §2.3 "Max KV cache blocks per sequence: %d [window size=%d], tokens per block=%d,
     #   primary blocks=%d, secondary blocks=%d[, max sequence length=%d]"; older "pages".
-    rb"Max KV cache (?:blocks|pages) per sequence: (?P<maxblocks__n>\d+)(?: \[window size="
-    rb"(?P<maxblocks__win>\d+)\], tokens per block=(?P<maxblocks__tpb>\d+), primary blocks="
-    rb"(?P<maxblocks__pri>\d+), secondary blocks=(?P<maxblocks__sec>\d+))?" + _REST,
+    _alt(
+        b"Max KV cache ",
+        rb"(?:blocks|pages) per sequence: (?P<maxblocks__n>\d+)(?: \[window size="
+        rb"(?P<maxblocks__win>\d+)\], tokens per block=(?P<maxblocks__tpb>\d+), primary blocks="
+        rb"(?P<maxblocks__pri>\d+), secondary blocks=(?P<maxblocks__sec>\d+))?" + _REST,
+    ),
     # §2.2 "KV cache block reuse is %s"
-    rb"KV cache block reuse is (?P<reuse__on>enabled|disabled)" + _REST,
+    _alt(b"KV cache block reuse is ", rb"(?P<reuse__on>enabled|disabled)" + _REST),
     # §2.3 "Number of tokens per block: %d."
-    rb"Number of tokens per block: (?P<tpb__n>\d+)" + _REST,
+    _alt(b"Number of tokens per block: ", rb"(?P<tpb__n>\d+)" + _REST),
     # §2.3 calculateMaxNumBlocks: "Number of blocks in KV cache primary pool for windowSize %d: %d",
     #   "Number of blocks in KV cache secondary pool for windowSize %d: %d, onboard ...";
     #   pre-2025 without " for windowSize %d".
-    rb"Number of blocks in KV cache (?P<poolcount__level>primary|secondary) pool"
-    rb"(?: for windowSize (?P<poolcount__win>\d+))?: (?P<poolcount__n>\d+)" + _REST,
+    _alt(
+        b"Number of blocks in KV cache ",
+        rb"(?P<poolcount__level>primary|secondary) pool"
+        rb"(?: for windowSize (?P<poolcount__win>\d+))?: (?P<poolcount__n>\d+)" + _REST,
+    ),
     # §2.3 V-1.2rc2: "[windowSize=%d] {.primaryBlocks=%d, .secondayBlocks=%d}" (sic)
-    rb"\[windowSize=(?P<bpw__win>\d+)\] \{\.primaryBlocks=(?P<bpw__pri>\d+), "
-    rb"\.second(?:ay|ary)Blocks=(?P<bpw__sec>\d+)\}" + _REST,
+    _alt(
+        b"[windowSize=",
+        rb"(?P<bpw__win>\d+)\] \{\.primaryBlocks=(?P<bpw__pri>\d+), "
+        rb"\.second(?:ay|ary)Blocks=(?P<bpw__sec>\d+)\}" + _REST,
+    ),
     # §2.3 PyTorch (2026): "[KVCacheManager] blocks_per_window: {256: (16, 455)}"
-    rb"\[KVCacheManager\] blocks_per_window: (?P<pybpw__text>" + _REST + rb")",
+    _alt(b"[KVCacheManager] blocks_per_window: ", rb"(?P<pybpw__text>" + _REST + rb")"),
     # §2.3 "[kv cache manager] Primary/secondary blocks for window sizes set to {...} for
     #   estimation dry run", and the §2.2 warning below when it is not after a prefix.
-    rb"\[kv cache manager\] (?:Primary/secondary blocks for window sizes set to "
-    rb"(?P<pyest__text>" + _REST + rb")|" + _missing("missing2") + rb")",
+    _alt(
+        b"[kv cache manager] ",
+        rb"(?:Primary/secondary blocks for window sizes set to "
+        rb"(?P<pyest__text>" + _REST + rb")|" + re.escape(_MISSING) + _missing("missing2") + rb")",
+    ),
     # §5.1 "Resolved use_kv_cache_manager_v2='auto' to %s for %s" (printed literally, §1.2)
-    rb"Resolved use_kv_cache_manager_v2(?P<v2__text>" + _REST + rb")",
+    _alt(b"Resolved use_kv_cache_manager_v2", rb"(?P<v2__text>" + _REST + rb")"),
     # §2.4 "copyBlock entered: srcId=%d, dstId=%d, isOffload=%s, mode=%d"
-    rb"copyBlock entered: srcId=-?\d+, dstId=-?\d+, isOffload=(?P<copy__offload>true|false)"
-    + _REST,
-    _missing("missing"),
+    _alt(
+        b"copyBlock entered: ",
+        rb"srcId=-?\d+, dstId=-?\d+, isOffload=(?P<copy__offload>true|false)" + _REST,
+    ),
+    _alt(_MISSING, _missing("missing")),
     # §9.6 "[TensorRT-LLM] TensorRT-LLM version: X", later "TensorRT LLM version: X (backend: Y)"
-    rb"TensorRT[- ]LLM version: (?P<banner__version>[^\s(]+)" + _REST,
+    _alt(
+        (b"TensorRT-LLM version: ", b"TensorRT LLM version: "),
+        rb"(?P<banner__version>[^\s(]+)" + _REST,
+    ),
     # kvverify's own "[kvverify] {json}" markers; §4/§5.3 iteration stats or KV-cache events
     # printed as JSON or Python dicts (the parser looks inside).
-    rb"\{(?P<brace__text>" + _REST + rb")",
-    rb"\[\{(?P<list__text>" + _REST + rb")",
+    _alt(b"{", rb"(?P<brace__text>" + _REST + rb")"),
+    _alt(b"[{", rb"(?P<list__text>" + _REST + rb")"),
 ]
 
 # §1.1/§1.2 ERROR lines: "[TensorRT-LLM][ERROR] ", "[TensorRT-LLM][ERROR][3] ", "[TRT-LLM] [E] "
@@ -154,21 +212,73 @@ _ERROR_AFTER_PREFIX = (
 
 # Bodies that only make sense at the start of a line.
 _LINE_START_ONLY = [
-    rb"Traceback \(most recent call last\):(?P<traceback__text>" + _REST + rb")",
-    rb"CUDA (?P<cuda__text>(?:error|out of memory|runtime error)" + _REST + rb")",
-    # The last line of a traceback: "RuntimeError: ...", "torch.OutOfMemoryError: ..."
-    rb"(?P<exception__text>(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception): " + _REST + rb")",
+    _alt(b"Traceback (most recent call last):", rb"(?P<traceback__text>" + _REST + rb")"),
+    _alt(b"CUDA ", rb"(?P<cuda__text>(?:error|out of memory|runtime error)" + _REST + rb")"),
 ]
+# The last line of a traceback: "RuntimeError: ...", "torch.OutOfMemoryError: ..."; it starts
+# with a name, not a literal, so the prefilter looks for it by a regex of its own.
+_EXCEPTION = (
+    rb"(?P<exception__text>(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception): " + _REST + rb")"
+)
+EXCEPTION_LEAD = rb"[A-Za-z_][\w.]*(?:Error|Exception): "
 
-_AFTER_PREFIX = b"|".join([_BARE_BLOCK_MANAGER, *_OTHER_BODIES, _ERROR_AFTER_PREFIX])
-_AT_LINE_START = b"|".join([_BLOCK_MANAGER, *_OTHER_BODIES, *_LINE_START_ONLY])
+_AFTER_PREFIX = b"|".join([_BARE_BLOCK_MANAGER.regex, _either(_OTHER_BODIES), _ERROR_AFTER_PREFIX])
+_AT_LINE_START = b"|".join(
+    [_BLOCK_MANAGER.regex, _either(_OTHER_BODIES), _either(_LINE_START_ONLY), _EXCEPTION]
+)
 
 # ANSI colour codes (``print_colored`` wraps whole lines in them).
 ANSI_RX = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
-_ANSI_OPT = rb"(?:\x1b\[[0-9;]*[A-Za-z])*"
+ANSI_OPT = rb"(?:\x1b\[[0-9;]*[A-Za-z])*"
 
 #: A body after a prefix, or a window manager's tail after its "[windowSize=N]".
-ANCHORED = re.compile(rb"\](?: (?:" + _AFTER_PREFIX + rb")|" + b"|".join(_WINDOWED_TAILS) + rb")")
+ANCHORED = re.compile(rb"\](?: (?:" + _AFTER_PREFIX + rb")|" + _either(_WINDOWED_TAILS) + rb")")
+
+
+class Part(NamedTuple):
+    """One alternative of :data:`ANCHORED` as a pattern of its own (same groups, same match),
+    and how the prefilter finds where it may match: Hyperscan expressions, each with the number
+    of bytes between the pattern's "]" and the end of the expression's match."""
+
+    pattern: re.Pattern[bytes]
+    finds: tuple[tuple[bytes, int], ...]
+
+
+def _literal_finds(leads: list[bytes]) -> tuple[tuple[bytes, int], ...]:
+    # Hyperscan reads PCRE syntax, which takes re.escape's escapes as literals.
+    return tuple((re.escape(lead), len(lead)) for lead in leads)
+
+
+#: :data:`ANCHORED`'s alternatives in its order: where several match at one "]", the first wins.
+ANCHORED_PARTS: tuple[Part, ...] = (
+    *(
+        Part(
+            re.compile(rb"\] (?:" + a.regex + rb")"),
+            _literal_finds([b"] " + lead for lead in a.leads]),
+        )
+        for a in [_BARE_BLOCK_MANAGER, *_OTHER_BODIES]
+    ),
+    # The error tags the look-behinds allow; each ends in the anchor's "] ".
+    Part(
+        re.compile(rb"\] " + _ERROR_AFTER_PREFIX),
+        ((rb"[ER]\] ", 2), (rb"R\]\[\d\d?\] ", 2)),
+    ),
+    *(
+        Part(
+            re.compile(rb"\](?:" + a.regex + rb")"),
+            _literal_finds([b"]" + lead for lead in a.leads]),
+        )
+        for a in _WINDOWED_TAILS
+    ),
+)
+
+#: The literals a body at the start of a line starts with (after optional colour codes);
+#: plus :data:`EXCEPTION_LEAD`.
+LINE_START_LEADS: tuple[bytes, ...] = tuple(
+    dict.fromkeys(
+        lead for a in [_BLOCK_MANAGER, *_OTHER_BODIES, *_LINE_START_ONLY] for lead in a.leads
+    )
+)
 
 # Lines that start like a prefix cannot start with a body: "[TensorRT-LLM]...", "[TRT-LLM]...",
 # Python's "[10/21/2025-23:23:13] ...", the timestamp era's "01-15-2026 ...". Rejecting them with
@@ -176,10 +286,10 @@ ANCHORED = re.compile(rb"\](?: (?:" + _AFTER_PREFIX + rb")|" + b"|".join(_WINDOW
 _NOT_A_PREFIX = rb"(?!\[[T\d]|\d)"
 
 #: A body at the start of a line (unprefixed output, tracebacks). Matches begin at the newline.
-LINE_START = re.compile(rb"\n" + _NOT_A_PREFIX + _ANSI_OPT + rb"(?:" + _AT_LINE_START + rb")")
+LINE_START = re.compile(rb"\n" + _NOT_A_PREFIX + ANSI_OPT + rb"(?:" + _AT_LINE_START + rb")")
 
 #: The same, for the first line of the input (no newline before it).
-FIRST_LINE = re.compile(_NOT_A_PREFIX + _ANSI_OPT + rb"(?:" + _AT_LINE_START + rb")")
+FIRST_LINE = re.compile(_NOT_A_PREFIX + ANSI_OPT + rb"(?:" + _AT_LINE_START + rb")")
 
 
 Fields = dict[str, int]
@@ -209,6 +319,28 @@ def _table(rx: re.Pattern[bytes]) -> dict[int, tuple[str, Fields]]:
 
 #: Keyed per pattern, not by pattern: hashing a compiled pattern hashes its whole program.
 ANCHORED_TABLE = _table(ANCHORED)
+
+#: The part for a window manager's per-block lookup line, the most frequent evidence line:
+#: the prefilter recognises its common form, "]::loadOrAllocateBlocks - <outcome>", by itself.
+LOOKUP_PART = next(
+    i
+    for i, part in enumerate(ANCHORED_PARTS)
+    if part.finds == _literal_finds([b"]::loadOrAllocateBlocks"])
+)
+LOOKUP_LEAD = b"]::loadOrAllocateBlocks - "
+#: The other form, V-2026's, matched by :data:`LOOKUP_PART`'s pattern.
+LOOKUP_LEAD_2026 = b"]::loadOrAllocateBlocks for request "
+#: Outcome as printed -> its index in the parser's run of lookups (matched, partial, copied,
+#: missed), for the lookup alternative's outcomes.
+LOOKUP_OUTCOMES: tuple[tuple[bytes, int], ...] = (
+    (b"Matched full", 0),
+    (b"No match", 3),
+    (b"Reused partially", 1),
+    (b"Copied partially", 2),
+    (b"Matched partially", 1),
+)
+#: The same for each of :data:`ANCHORED_PARTS`, by ``id()`` of its pattern.
+PART_TABLES = {id(part.pattern): _table(part.pattern) for part in ANCHORED_PARTS}
 LINE_START_TABLE = _table(LINE_START)
 assert _table(FIRST_LINE) == LINE_START_TABLE
 
