@@ -384,6 +384,13 @@ def _view(ev: Evidence, run: dict[str, Any] | None, inputs: Inputs) -> View:
     return view
 
 
+def _first_of_several(ev: Evidence, seg: Segment, final: set[int]) -> bool:
+    """An earlier manager that comes first in its run on its rank, before the checked one: the
+    PyTorch backend's estimation pass, in logs that do not say so."""
+    same_run = [s for s in ev.rank_segments(seg.rank) if s.run == seg.run]
+    return id(seg) not in final and len(same_run) > 1 and seg is same_run[0]
+
+
 def _mark_dummies(seg: Segment, max_batch_size: int | None) -> None:
     """Warm-up dummies use ids below max_batch_size (reference §9.3)."""
     if max_batch_size is None:
@@ -501,12 +508,7 @@ def _summaries(ev: Evidence) -> list[SummaryReport]:
                     rank=b.rank,
                     window_size=b.window,
                     final=seg is checked,
-                    estimation=seg.estimation
-                    or (
-                        id(seg) not in final
-                        and seg.index == 0
-                        and len(ev.rank_segments(seg.rank)) > 1
-                    ),
+                    estimation=seg.estimation or _first_of_several(ev, seg, final),
                     allocated_total_blocks=num("allocated_total_blocks"),
                     allocated_new_blocks=num("allocated_new_blocks"),
                     missed_blocks=num("missed_blocks"),

@@ -64,7 +64,7 @@ class View:
         if m in _SUMMARY:
             return self._summary_metric(seg, m, window, "window" in {s.kind for s in exp.scopes})
         if m in ("offloaded_blocks", "onboarded_blocks"):
-            return self._transfers(seg, m)
+            return self._transfers(seg, m, scoped=bool(exp.scopes))
         if m == "requests":
             if not seg.requests and seg.reuse_enabled is False:
                 return _missing(
@@ -200,9 +200,10 @@ class View:
             seg.line,
         )
 
-    def _transfers(self, seg: Segment, metric: str) -> Observation:
+    def _transfers(self, seg: Segment, metric: str, *, scoped: bool) -> Observation:
         offload = metric == "offloaded_blocks"
-        if self.marker_offloads is not None:
+        # The run's own stats cover its final engine, all windows: not a scoped segment or window.
+        if self.marker_offloads is not None and not scoped:
             off, on, source = self.marker_offloads
             return Observation(float(off if offload else on), source)
         if seg.iter_offloads is not None:

@@ -32,6 +32,7 @@ class Manager:
     requests: list[Req] = field(default_factory=list)
     counters: dict[str, float] = field(default_factory=dict)
     summary: bool = True
+    estimation: bool = False
 
 
 def seed_requests(reuse: bool) -> list[Req]:
@@ -61,7 +62,9 @@ def counters_of(requests: list[Req]) -> dict[str, float]:
 
 
 def write_manager(w: LogWriter, m: Manager, *, summary: bool | None = None) -> None:
-    w.construct(WINDOW, m.primary, m.secondary, m.tokens_per_block, reuse=m.reuse)
+    w.construct(
+        WINDOW, m.primary, m.secondary, m.tokens_per_block, reuse=m.reuse, estimation=m.estimation
+    )
     block = 100
     for r in m.requests:
         for outcome in r.lookups:
@@ -92,7 +95,9 @@ def seed_log(
     lines: list[str] = []
     w = LogWriter(DIALECTS[dialect], lines.append, rank=rank)
     w.banner()
-    est = Manager(primary=17, secondary=0, requests=[Req(1, 255, ["missed"] * 16, 0)])
+    est = Manager(
+        primary=17, secondary=0, requests=[Req(1, 255, ["missed"] * 16, 0)], estimation=True
+    )
     if estimation:
         write_manager(w, est, summary=False)
     real = Manager(secondary=455 if reuse else 0, requests=seed_requests(reuse))

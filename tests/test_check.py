@@ -256,3 +256,23 @@ def test_counters_helper_matches_the_writer() -> None:
     # guard for the tests above: the log maker's counters are what the summary prints
     c = counters_of([Req(1, 27, ["missed", "matched"], 16)])
     assert (c["missed_blocks"], c["reused_blocks"], c["reused_tokens"]) == (1, 1, 16)
+
+
+def test_the_runs_own_offload_stats_are_not_read_for_a_scoped_manager() -> None:
+    # kvverify run records the run's iteration stats: they describe the final engine, so a
+    # check scoped to the estimation manager reads that manager's own lines instead.
+    from pathlib import Path
+
+    from kvverify.check import check_source
+    from kvverify.evidence.sources import LogSource
+
+    log = Path(__file__).resolve().parent.parent / "golden_logs" / "abab-2026-offload_on.log"
+    inputs = Inputs(
+        expectations=parse_all(["offloaded_blocks > 0", "segment[0].offloaded_blocks == 0"])
+    )
+    report = check_source(LogSource(str(log)), inputs)
+    final, scoped = report.checks
+    assert final.status == "pass"
+    assert final.reason == "iteration statistics of the run"
+    assert scoped.status == "pass"
+    assert scoped.reason == "copyBlock lines in the log"

@@ -113,11 +113,13 @@ def test_every_era_requests_lookups_and_copies(dialect: str) -> None:
 def test_every_era_configuration_lines(dialect: str) -> None:
     events = parse_bytes(seed_log(dialect, estimation=False).encode())
     d = DIALECTS[dialect]
-    assert of(events, TokensPerBlock) == [TokensPerBlock(3 if d.reuse_line else 2, None, 16)]
+    line = (3 if d.reuse_line else 2) + d.python_pools  # 2026: PyTorch's own pool line first
+    assert of(events, TokensPerBlock) == [TokensPerBlock(line, None, 16)]
     pools = of(events, PoolSize)
     assert any(p.primary == 16 for p in pools)
     assert any(p.secondary == 455 for p in pools)
-    assert of(events, ReuseSetting) == ([ReuseSetting(2, None, True)] if d.reuse_line else [])
+    reuse = [ReuseSetting(line - 1, None, True)] if d.reuse_line else []
+    assert of(events, ReuseSetting) == reuse
     assert [b.version for b in of(events, Banner)] == [d.version]
     levels = [e.level for e in of(events, LevelSeen)]
     assert "debug" in levels
@@ -128,7 +130,11 @@ def test_rank_prefixes_of_every_era() -> None:
         events = parse_bytes(seed_log(dialect, rank=3).encode())
         ranked = [e for e in events if hasattr(e, "rank")]
         assert ranked, dialect
-        assert {e.rank for e in ranked} == {3}, dialect  # type: ignore[attr-defined]
+        # 2026's Python pool lines carry no rank (its logger prints one only after set_rank).
+        unranked = [e for e in ranked if e.rank is None]  # type: ignore[attr-defined]
+        assert all(isinstance(e, PoolSize) for e in unranked), dialect
+        assert len(unranked) == (3 if dialect == "2026" else 0), dialect
+        assert {e.rank for e in ranked} - {None} == {3}, dialect  # type: ignore[attr-defined]
 
 
 def test_interleaved_ranks_keep_their_counts() -> None:

@@ -15,9 +15,10 @@ window manager per attention-window size. The rules, stated in the README:
   in, first out): destructors print late, GC-driven, but in construction order. A new process
   (the ``TensorRT-LLM version`` banner, or a kvverify run marker) after managers were built starts
   a new run: later summaries never go to a segment of an earlier run.
-* **The final engine** of a rank is its last segment that saw any activity. Checks read the
-  lowest rank (``None``, unranked logs, counts as lowest). If that final segment printed no
-  summary, its summary metrics are missing: an earlier manager's summary is never used instead.
+* **The final engine** of a rank is its last segment *of the last run* that saw any activity.
+  Checks read the lowest rank that has one (``None``, unranked logs, counts as lowest). If the
+  last run's engine did nothing, or its final segment printed no summary, the metrics are
+  missing: an earlier manager's or an earlier run's summary is never used instead.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ class Segment:
     tokens_per_block: int | None = None
     primary_blocks: dict[int | None, int] = field(default_factory=dict)
     secondary_blocks: dict[int | None, int] = field(default_factory=dict)
-    construction: set[tuple[Any, ...]] = field(default_factory=set)
+    #: construction lines seen: what they announce -> the numbers they printed
+    construction: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)
     used: bool = False
     requests: list[Request] = field(default_factory=list)
     #: the latest request with each id (ids come back: warm-up dummies, several runs)
@@ -164,7 +166,11 @@ class Evidence:
     summary_formats: set[tuple[int, bool]] = field(default_factory=set)
 
     def ranks(self) -> list[int | None]:
-        ranks = {s.rank for s in self.segments}
+        """The ranks the checks can read, lowest first: those with a KV cache manager at work in
+        the last run (a rank-less Python line beside ranked C++ lines is not a rank of its own);
+        when none was at work, every rank the last run shows."""
+        last = [s for s in self.segments if s.run == self.runs - 1]
+        ranks = {s.rank for s in last if s.used} or {s.rank for s in last}
         return sorted(ranks, key=lambda r: -1 if r is None else r)
 
     def rank_segments(self, rank: int | None) -> list[Segment]:
@@ -176,8 +182,9 @@ class Evidence:
         return self.final_segment_of(ranks[0]) if ranks else None
 
     def final_segment_of(self, rank: int | None) -> Segment | None:
-        """The last segment of ``rank`` that saw any activity."""
-        active = [s for s in self.rank_segments(rank) if s.used]
+        """The last segment of ``rank`` in the last run that saw any activity; None when the
+        last run's engine did nothing (an earlier run's manager never stands in for it)."""
+        active = [s for s in self.rank_segments(rank) if s.used and s.run == self.runs - 1]
         return active[-1] if active else None
 
     @property
@@ -226,11 +233,27 @@ class Attributor:
         seg.used = True
         return seg
 
-    def _construction(self, rank: int | None, line: int, key: tuple[Any, ...]) -> Segment:
+    def _construction(
+        self,
+        rank: int | None,
+        line: int,
+        key: tuple[Any, ...],
+        value: tuple[Any, ...] = (),
+        *,
+        repeats: bool = False,
+    ) -> Segment:
+        """The segment a construction line belongs to. ``repeats``: the same manager may print
+        this line again with the same numbers (one pool line per pool of a window; the PyTorch
+        estimation's two lines on one set of pools), so only different numbers start a new one."""
         seg = self._current.get(rank)
-        if seg is None or seg.used or key in seg.construction or seg.run != self._run:
+        if (
+            seg is None
+            or seg.used
+            or seg.run != self._run
+            or (key in seg.construction and (not repeats or seg.construction[key] != value))
+        ):
             seg = self._new_segment(rank, line)
-        seg.construction.add(key)
+        seg.construction[key] = value
         return seg
 
     def _new_run(self) -> None:
@@ -316,7 +339,8 @@ class Attributor:
 
     def _pool(self, e: PoolSize) -> None:
         key = ("pool", e.construction, e.window, e.primary is None, e.secondary is None)
-        seg = self._construction(e.rank, e.line, key)
+        value = (e.primary, e.secondary, e.tokens_per_block)
+        seg = self._construction(e.rank, e.line, key, value, repeats=True)
         for pools, n in ((seg.primary_blocks, e.primary), (seg.secondary_blocks, e.secondary)):
             if n is None:
                 continue
@@ -366,8 +390,12 @@ class Attributor:
         self.ev.shape = e
 
     def _latest_segment(self, line: int) -> Segment:
-        if self.ev.segments and self.ev.segments[-1].run == self._run:
-            seg = self.ev.segments[-1]
+        """Where printed iteration stats and KV-cache events go: the newest manager of the
+        current run on its lowest rank (the stats API reports rank 0's executor)."""
+        current = [s for s in self.ev.segments if s.run == self._run]
+        if current:
+            low = min((s.rank for s in current), key=lambda r: -1 if r is None else r)
+            seg = [s for s in current if s.rank == low][-1]
         else:
             seg = self._new_segment(None, line)
         seg.used = True

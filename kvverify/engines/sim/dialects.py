@@ -150,6 +150,9 @@ class Dialect:
     get_free_block: bool = False
     max_blocks: str = MAX_BLOCKS
     reuse_line: bool = True
+    #: The PyTorch resource manager's own pool lines (§2.3, 2026): "[KVCacheManager]
+    #: blocks_per_window: {...}", after "[kv cache manager] ... for estimation dry run".
+    python_pools: bool = False
 
     @property
     def summary_metrics(self) -> tuple[str, ...]:
@@ -251,6 +254,7 @@ DIALECTS: dict[str, Dialect] = {
             release=True,
             copies=True,
             get_free_block=True,
+            python_pools=True,
         ),
     )
 }
@@ -310,6 +314,7 @@ class LogWriter:
         layers: int = 36,
         kv_heads: int = 8,
         max_seq_len: int = 256,
+        estimation: bool = False,
     ) -> None:
         """Lines printed when a KV cache manager with one attention window is built."""
         self.construct_windows(
@@ -319,6 +324,7 @@ class LogWriter:
             layers=layers,
             kv_heads=kv_heads,
             max_seq_len=max_seq_len,
+            estimation=estimation,
         )
 
     def construct_windows(
@@ -330,10 +336,19 @@ class LogWriter:
         layers: int = 36,
         kv_heads: int = 8,
         max_seq_len: int = 256,
+        estimation: bool = False,
     ) -> None:
         """Lines printed when a KV cache manager is built (§2.2 reuse, §2.3 pools): once per
         manager, then per window (window -> primary, secondary blocks)."""
         d = self.dialect
+        if d.python_pools:  # PyTorch's resource manager, before the C++ manager is built
+            if estimation:
+                self.python(
+                    "I",
+                    "[kv cache manager] Primary/secondary blocks for window sizes set to "
+                    f"{windows} for estimation dry run",
+                )
+            self.python("I", f"[KVCacheManager] blocks_per_window: {windows}")
         if d.reuse_line:
             self.line("DEBUG", REUSE, "enabled" if reuse else "disabled")
         self.line("INFO", TOKENS_PER_BLOCK, tokens_per_block)

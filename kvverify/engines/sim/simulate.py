@@ -174,7 +174,9 @@ class Simulation:
     def _listener(self, events: list[dict[str, Any]] | None = None) -> Any:
         return _WriterListener(self.writer, self.cap.window, events) if self.writer else None
 
-    def _construct(self, primary: int, secondary: int, *, final: bool = False) -> BlockManager:
+    def _construct(
+        self, primary: int, secondary: int, *, final: bool = False, estimation: bool = False
+    ) -> BlockManager:
         w = self.writer
         if w is not None:
             w.construct(
@@ -186,6 +188,7 @@ class Simulation:
                 layers=self.shape.num_layers,
                 kv_heads=self.shape.num_kv_heads,
                 max_seq_len=self.max_seq_len,
+                estimation=estimation,
             )
         kv = self.variant.engine.kv_cache
         return BlockManager(
@@ -236,7 +239,7 @@ class Simulation:
             w.banner()
             w.python("I", "Using LLM with PyTorch backend")
         est_blocks = math.ceil(self.max_seq_len / tpb) + 1
-        self._estimation = self._construct(est_blocks, 0)
+        self._estimation = self._construct(est_blocks, 0, estimation=True)
         rng = random.Random(0)
         self._request(
             self._estimation,
