@@ -3,7 +3,8 @@ maps the result or error to output and an exit code; nothing below this module p
 
 Exit codes, one contract for every command: 0 every check passed; 1 a check failed; 2 the input
 cannot be used (usage, scenario, expression, unreadable or not-analyzable log); 3 the engine
-crashed or timed out, or kvverify itself broke; 130 interrupted (Ctrl-C).
+crashed or timed out, or kvverify itself broke; 130 interrupted (Ctrl-C); a run stopped by
+SIGTERM or SIGHUP exits 128 + the signal's number (143, 129) after stopping the engine.
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ def cli() -> None:
       kvverify check offloading_enabled.log check a saved log, offline
 
     Exit codes: 0 all checks passed, 1 a check failed, 2 input unusable or not analyzable,
-    3 engine crash or internal error, 130 interrupted.
+    3 engine crash or internal error, 130 interrupted (a run stopped by SIGTERM: 143).
     """
 
 
@@ -315,7 +316,10 @@ def run(
     if fmt != "json":
         for r in outcome.runs:
             click.echo(f"log: {r.log}", err=True)
-    sys.exit(EXIT_INTERRUPTED if outcome.interrupted else outcome.report.exit_code)
+    # Stopped by a signal: 128 + its number, as a shell reports it (Ctrl-C: 130).
+    sys.exit(
+        128 + outcome.stopped_by if outcome.stopped_by is not None else outcome.report.exit_code
+    )
 
 
 @cli.command()

@@ -23,7 +23,12 @@ class Outcome:
     report: CheckReport
     runs: list[RunResult]
     engine: base.EngineName
-    interrupted: bool
+    #: The signal that stopped the run (SIGINT for Ctrl-C, SIGTERM, SIGHUP), if one did.
+    stopped_by: int | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped_by is not None
 
 
 def run_scenario(
@@ -57,17 +62,17 @@ def run_scenario(
             hint="give a writable directory with --out",
         ) from None
     runs: list[RunResult] = []
-    interrupted = False
+    stopped_by = None
     for variant in selected:
         result = run_variant(
             path, variant, name, out, timeout=timeout, dialect=dialect, progress=progress
         )
         runs.append(result)
-        if result.status == "interrupted":
-            interrupted = True
-            break
+        if result.stopped_by is not None:
+            stopped_by = result.stopped_by
+            break  # the user or the CI job asked to stop: no further variant
     report = check_paths([str(r.log) for r in runs], Inputs())
-    return Outcome(report, runs, name, interrupted)
+    return Outcome(report, runs, name, stopped_by)
 
 
 def default_out_dir(scenario: Scenario) -> Path:

@@ -244,10 +244,23 @@ def test_v1_manager_is_kept_where_the_version_offers_v2(
     assert log["engine"]["version"] == "1.4.0"
 
 
-@pytest.mark.usefixtures("standin")
-def test_ctrl_c_stops_the_run_keeps_the_log_and_exits_130(tmp_path: Path) -> None:
-    path = scenario_with(tmp_path, engine__env={"STANDIN_FAULT": "hang:2"})
-    proc = subprocess.Popen(
+def processes_tagged(tag: str) -> list[int]:
+    """Live processes whose environment holds STANDIN_TAG=tag (the worker and its children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"STANDIN_TAG={tag}".encode() in env:
+            found.append(int(entry.name))
+    return found
+
+
+def start_run(path: str, out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -259,25 +272,79 @@ def test_ctrl_c_stops_the_run_keeps_the_log_and_exits_130(tmp_path: Path) -> Non
             "--variant",
             "offload_on",
             "--out",
-            str(tmp_path / "out"),
+            str(out),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    log = tmp_path / "out" / "offload_on.log"
-    deadline = time.monotonic() + 60
+
+
+def wait_for(log: Path, text: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if log.exists() and '"t":"step_begin","step":2' in log.read_text():
-            break
+        if log.exists() and text in log.read_text():
+            return
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    raise AssertionError(f"{text!r} never appeared in {log}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+@pytest.mark.usefixtures("standin")
+@pytest.mark.parametrize(
+    ("sig", "code", "term"),
+    [
+        (signal.SIGINT, 130, None),
+        (signal.SIGTERM, 143, None),  # a cancelled CI job
+        (signal.SIGHUP, 129, None),  # the terminal closed
+        (signal.SIGTERM, 143, "ignore"),  # the engine ignores SIGTERM: SIGKILL after the grace
+    ],
+)
+def test_a_signal_stops_the_engine_keeps_the_log_and_exits_128_plus_it(
+    tmp_path: Path, sig: signal.Signals, code: int, term: str | None
+) -> None:
+    tag = f"{tmp_path.name}-{sig.name}"
+    env = {
+        "STANDIN_FAULT": "hang:2",
+        "STANDIN_TAG": tag,
+        **({"STANDIN_TERM": term} if term else {}),
+    }
+    path = scenario_with(tmp_path, engine__env=env)
+    proc = start_run(path, tmp_path / "out")
+    log = tmp_path / "out" / "offload_on.log"
+    wait_for(log, '"t":"step_begin","step":2')
+    assert processes_tagged(tag)  # the worker and the executor are running
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "INTERRUPTED" in out
     text = log.read_text()
-    assert '"status":"interrupted"' in text
+    assert '"t":"exit","status":"interrupted"' in text
     assert "addSequence: Request 1" in text  # what ran before is kept
+    assert processes_tagged(tag) == []  # nothing of the engine is left running
+
+
+@pytest.mark.usefixtures("standin")
+def test_what_the_engine_prints_while_being_stopped_is_kept(run: Run, tmp_path: Path) -> None:
+    path = scenario_with(
+        tmp_path, engine__env={"STANDIN_FAULT": "hang:2", "STANDIN_TERM": "report"}
+    )
+    r = run(
+        "run",
+        path,
+        "--engine",
+        "trtllm",
+        "--variant",
+        "offload_on",
+        "--out",
+        str(tmp_path),
+        "--timeout",
+        "3",
+    )
+    assert r.code == 3
+    text = (tmp_path / "offload_on.log").read_text()
+    assert [f"stopping on SIGTERM ({i})" in text for i in range(3)] == [True] * 3
+    assert text.index("stopping on SIGTERM (2)") < text.index('"t":"exit","status":"timeout"')
 
 
 def test_unknown_variant_and_broken_scenario(run: Run, tmp_path: Path) -> None:

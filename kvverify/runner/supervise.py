@@ -6,17 +6,20 @@ whatever happens; the supervisor appends an ``exit`` marker saying how the run e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import select
 import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, BinaryIO, Literal
 
 from kvverify import markers
 from kvverify.engines.base import EngineName
@@ -44,9 +47,60 @@ class RunResult:
     returncode: int | None
     detail: str
     seconds: float
+    #: The signal that stopped kvverify itself (SIGINT for Ctrl-C, SIGTERM, SIGHUP), if any.
+    stopped_by: int | None = None
 
 
 Progress = Callable[[str], None]
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached kvverify during a run (a CI job cancelled, a terminal
+    closed): handled like Ctrl-C, so the engine's processes are stopped and the log is kept."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def _signals(handler: Any) -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP go to ``handler`` (SIGINT: Python's default, Ctrl-C ->
+    KeyboardInterrupt, unless ``handler`` is SIG_IGN) for the duration."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach the main thread only
+        return
+    sigs = (*_STOP_SIGNALS, signal.SIGINT) if handler is signal.SIG_IGN else _STOP_SIGNALS
+    previous = {sig: signal.signal(sig, handler) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class _Log:
+    """The variant's log file; remembers whether the last byte written ended a line."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.at_line_start = True
+
+    def write(self, data: bytes) -> None:
+        if data:
+            self._fh.write(data)
+            self.at_line_start = data.endswith(b"\n")
+
+    def append_line(self, line: bytes) -> None:
+        """A line of kvverify's own, never glued to an unterminated line of the engine's."""
+        self.write((b"" if self.at_line_start else b"\n") + line)
 
 
 def environment(variant: Variant) -> dict[str, str]:
@@ -78,7 +132,9 @@ def run_variant(
     started = time.monotonic()
     steps = len(variant.steps)
     say = progress or (lambda _text: None)
-    with log_path.open("wb", buffering=0) as log:
+    stopped_by: int | None = None
+    with log_path.open("wb", buffering=0) as fh, _signals(_raise_stopped):
+        log = _Log(fh)
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -100,7 +156,7 @@ def run_variant(
                 now = time.monotonic()
                 if deadline is not None and now > deadline:
                     status, detail = "timeout", f"no result after {timeout:g} s: stopped"
-                    _stop(proc)
+                    _stop(proc, log)
                     break
                 if proc.poll() is not None and drain_until is None:
                     drain_until = now + DRAIN_SECONDS
@@ -109,7 +165,7 @@ def run_variant(
                         f"the engine's child processes kept the output open "
                         f"{DRAIN_SECONDS:g} s after the worker exited: stopped"
                     )
-                    _stop(proc)
+                    _stop(proc, log)
                     break
                 if not sel.select(timeout=0.2):
                     continue
@@ -123,10 +179,16 @@ def run_variant(
                         say(f"[{variant.name}] step {int(m.group(2))}/{steps}")
                     elif kind == "shutdown" and m.group(3) == b"begin":
                         say(f"[{variant.name}] shutting down (the KV cache summary prints now)")
-        except KeyboardInterrupt:
-            status, detail = "interrupted", "interrupted (Ctrl-C): stopped"
-            _stop(proc, first=signal.SIGINT)
-            _drain(proc, log)
+        except KeyboardInterrupt as exc:
+            stopped_by = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
+            status = "interrupted"
+            detail = (
+                "interrupted (Ctrl-C): stopped"
+                if stopped_by == signal.SIGINT
+                else f"kvverify received {signal.Signals(stopped_by).name}: stopped"
+            )
+            with _signals(signal.SIG_IGN):  # a second signal must not cut the cleanup short
+                _stop(proc, log, first=signal.Signals(stopped_by))
         finally:
             sel.close()
         returncode = proc.wait()
@@ -135,7 +197,7 @@ def run_variant(
             status, detail = _crash(returncode)
         elif status == "ok" and detail:
             status = "crashed"
-        log.write(
+        log.append_line(
             markers.line(
                 "exit",
                 status=status,
@@ -145,7 +207,15 @@ def run_variant(
             ).encode()
         )
     say(f"[{variant.name}] {status}" + (f": {detail}" if detail and status != "ok" else ""))
-    return RunResult(variant.name, log_path, status, returncode, detail, time.monotonic() - started)
+    return RunResult(
+        variant.name,
+        log_path,
+        status,
+        returncode,
+        detail,
+        time.monotonic() - started,
+        stopped_by,
+    )
 
 
 def _crash(returncode: int) -> tuple[Status, str]:
@@ -165,31 +235,47 @@ def _signal_name(returncode: int | None) -> str | None:
         return f"signal {-returncode}"
 
 
-def _stop(proc: subprocess.Popen[bytes], first: signal.Signals = signal.SIGTERM) -> None:
-    """Stop the worker and every process it started (its process group)."""
+def _stop(
+    proc: subprocess.Popen[bytes], log: _Log, first: signal.Signals = signal.SIGTERM
+) -> None:
+    """Stop the worker and every process it started (its process group), keeping what they
+    print meanwhile: ``first``, then SIGKILL to whatever of the group is left after
+    :data:`GRACE_SECONDS`, whether or not the worker itself is still there."""
     for sig in (first, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except (ProcessLookupError, PermissionError):
-            return
-        try:
-            proc.wait(timeout=GRACE_SECONDS)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            break  # the group is gone
+        end = time.monotonic() + GRACE_SECONDS
+        while time.monotonic() < end and _group_alive(proc):
+            _read_available(proc, log, 0.05)
+        if not _group_alive(proc):
+            break
+    _read_available(proc, log, 0.0, until_eof=True)
 
 
-def _drain(proc: subprocess.Popen[bytes], log: object) -> None:
-    """Keep what is still in the pipe after a stop."""
+def _group_alive(proc: subprocess.Popen[bytes]) -> bool:
+    proc.poll()  # reap the worker: a zombie still counts as a member of its group
+    try:
+        os.killpg(proc.pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _read_available(
+    proc: subprocess.Popen[bytes], log: _Log, wait: float, *, until_eof: bool = False
+) -> None:
+    """Copy what is in the pipe to the log (waiting up to ``wait`` for something; with
+    ``until_eof``, until every writer has gone, at most :data:`GRACE_SECONDS`)."""
     assert proc.stdout is not None
-    os.set_blocking(proc.stdout.fileno(), False)
-    end = time.monotonic() + GRACE_SECONDS
-    while time.monotonic() < end:
-        try:
-            chunk = os.read(proc.stdout.fileno(), 1 << 16)
-        except BlockingIOError:
-            time.sleep(0.05)
-            continue
+    fd = proc.stdout.fileno()
+    end = time.monotonic() + (GRACE_SECONDS if until_eof else wait)
+    while True:
+        ready, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
+        if not ready:
+            return  # nothing more in time
+        chunk = os.read(fd, 1 << 16)
         if not chunk:
-            return
-        log.write(chunk)  # type: ignore[attr-defined]
+            return  # every writer has gone
+        log.write(chunk)

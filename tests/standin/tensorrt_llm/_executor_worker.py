@@ -207,6 +207,19 @@ def main() -> int:
     )
     fault, _, at_raw = os.environ.get("STANDIN_FAULT", "").partition(":")
     at = int(at_raw) if at_raw else None
+    # How this process takes SIGTERM: "ignore" it (a stuck CUDA call), or "report" (print a
+    # few lines, as a shutting-down engine does, then exit).
+    term = os.environ.get("STANDIN_TERM")
+    if term == "ignore":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    elif term == "report":
+
+        def on_term(_signum: int, _frame: object) -> None:
+            for i in range(3):
+                write(f"[TensorRT-LLM][ERROR] executor worker stopping on SIGTERM ({i})\n")
+            os._exit(143)
+
+        signal.signal(signal.SIGTERM, on_term)
     version = os.environ.get("STANDIN_VERSION", "1.2.0rc2")
     dialect = DIALECTS["2026" if version >= "1.4" else "1.2"]
     w = Writer(dialect, write)
