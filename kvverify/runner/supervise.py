@@ -235,9 +235,7 @@ def _signal_name(returncode: int | None) -> str | None:
         return f"signal {-returncode}"
 
 
-def _stop(
-    proc: subprocess.Popen[bytes], log: _Log, first: signal.Signals = signal.SIGTERM
-) -> None:
+def _stop(proc: subprocess.Popen[bytes], log: _Log, first: signal.Signals = signal.SIGTERM) -> None:
     """Stop the worker and every process it started (its process group), keeping what they
     print meanwhile: ``first``, then SIGKILL to whatever of the group is left after
     :data:`GRACE_SECONDS`, whether or not the worker itself is still there."""
