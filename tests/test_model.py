@@ -70,6 +70,35 @@ def test_127_prompt_tokens_and_6_generated_store_5_blocks() -> None:
     assert len(stored) == 5
 
 
+def test_release_reports_only_the_blocks_it_newly_stores() -> None:
+    # releaseBlocks prints storeBlocks' numBlocksStoredForReuse: keys already in the tree count
+    # nothing (kvCacheManager.cpp, WindowBlockManager::storeBlocks).
+    m = BlockManager(16, 0, 4)
+    m.add_sequence(1, list(range(9)))
+    assert m.store_context(1) == 2  # the two full blocks of the first 8 tokens
+    for i in range(6):
+        m.add_token(1, 100 + i)  # 15 tokens: 14 usable, blocks 3 (full) and 4 (partial)
+    assert m.release(1) == 2
+    m.add_sequence(2, list(range(9)))
+    m.store_context(2)
+    assert m.release(2) == 0  # both keys were in the tree already
+
+
+def test_a_reused_block_takes_the_priority_its_new_request_sets() -> None:
+    # loadOrAllocateBlocks: claimBlock(matchingBlock, perBlockRetentions[bi].retentionPriority)
+    # sets the request's priority on a matched block; with none set, the block keeps its own.
+    m = BlockManager(4, 0, 4)
+    prompt_a, prompt_c = list(range(1, 10)), list(range(100, 105))
+    run(m, 1, prompt_a)
+    look = m.add_sequence(2, prompt_a, priority=80)
+    assert look.reused_blocks == 2
+    m.store_context(2)
+    m.release(2)
+    assert {b.priority for b in m.root.children.values()} == {80}
+    run(m, 3, prompt_c)  # needs 2 blocks: the priority-80 blocks are evicted last
+    assert m.add_sequence(4, prompt_a).reused_blocks == 2
+
+
 def test_keys_ignore_the_last_token() -> None:
     m = BlockManager(8, 0, 4)
     assert m.keys(list(range(9))) == [(0, 1, 2, 3), (4, 5, 6, 7), ()]  # 9 % 4 == 1: empty key
@@ -192,9 +221,14 @@ def test_properties(
     pool; a larger host pool never lowers reuse on the same trace.
 
     Prompts are what reuse is about: a shared prefix (one of four, by ``shapes[i][0]``) and a
-    suffix of their own, no token repeated within a prompt. (With runs of one repeated token,
-    several stored blocks tie as partial matches and which one wins shapes the tree; then a
-    larger pool can lower reuse, in this model as in TensorRT-LLM's algorithm.)"""
+    suffix of their own, no token repeated within a prompt. The pool-size property is checked
+    with partial reuse off: with it on, a lookup can match several stored blocks equally well
+    (prompts that share only part of a block), TensorRT-LLM takes the first its hash map yields
+    (the model: the first stored), and a larger pool, keeping other candidates, can change which
+    block wins and lower reuse by a block. Falsifying example, with partial reuse:
+    trace=[(3, 4), (0, 4), (0, 20), (3, 16), (0, 1), (0, 3), (0, 0), (3, 0)],
+    shapes=[(0, 1, 1), (0, 1, 1), (0, 1, 1), (0, 1, 5)], host=3, tpb=4: 9 blocks reused with a
+    3-block host pool, 8 with 11."""
 
     def prompt(i: int) -> list[int]:
         which, prefix, suffix = shapes[i]
@@ -202,8 +236,8 @@ def test_properties(
             100_000 * (i + 1) + t for t in range(suffix)
         ]
 
-    def play(secondary: int) -> tuple[BlockManager, list[Any]]:
-        m = BlockManager(8, secondary, tpb)
+    def play(secondary: int, *, partial: bool = True) -> tuple[BlockManager, list[Any]]:
+        m = BlockManager(8, secondary, tpb, enable_partial_reuse=partial)
         looks = []
         for rid, (which, wanted) in enumerate(trace):
             tokens = prompt(which)[: 8 * tpb]
@@ -226,5 +260,6 @@ def test_properties(
         assert c.onboarded_blocks == 0
     # every request was released: every block is free again, in its own pool
     assert (m.free_blocks(PRIMARY), m.free_blocks(SECONDARY)) == (8, host)
-    bigger, _ = play(host + 8)
-    assert bigger.counters.reused_blocks >= c.reused_blocks
+    full_only, _ = play(host, partial=False)
+    bigger, _ = play(host + 8, partial=False)
+    assert bigger.counters.reused_blocks >= full_only.counters.reused_blocks

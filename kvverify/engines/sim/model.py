@@ -358,10 +358,12 @@ class BlockManager:
                 match = copy
             elif partial:
                 self._remove_from_tree(match)  # freeLeafBlock: made private, reused in place
-                self._claim(match)
+                # claimBlock(block, perBlockRetentions[bi].retentionPriority): a priority the
+                # request sets becomes the block's; without one the block keeps its own.
+                self._claim(match, priority)
                 self.listener.lookup("partial", source_id, request_id)
             else:
-                self._claim(match)
+                self._claim(match, priority)
                 self.listener.lookup("matched", source_id, request_id)
                 look.full_blocks += 1
             if partial:
@@ -403,15 +405,15 @@ class BlockManager:
 
     def release(self, request_id: int) -> int:
         """``releaseBlocks`` (§6.3): store every token but the last, a partial tail included,
-        then give the blocks back last to first. Returns the number of blocks it stores (kept in
-        the tree for reuse, whether newly inserted or already there)."""
+        then give the blocks back last to first. Returns what TensorRT-LLM prints as "N blocks
+        stored for reuse": ``numBlocksStoredForReuse``, the blocks newly inserted into the tree
+        (a key the tree already holds counts nothing)."""
         seq = self._sequences.pop(request_id)
         stored = 0
         if self.enable_reuse and not (seq.dummy and not self.store_dummies):
             usable = seq.tokens[: len(seq.tokens) - 1]
             keys = [tuple(usable[i : i + self.tpb]) for i in range(0, len(usable), self.tpb)]
-            self._store(seq, keys)
-            stored = min(len(keys), len(seq.blocks))
+            stored = self._store(seq, keys)
         for block in reversed(seq.blocks):
             block.refs -= 1
             if block.refs == 0:
