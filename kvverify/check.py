@@ -359,6 +359,7 @@ def _view(ev: Evidence, run: dict[str, Any] | None, inputs: Inputs) -> View:
             max_batch_size=run.get("max_batch_size"),
         )
     view = View(ev)
+    view.dummies_known = plan is not None and plan.max_batch_size is not None
     if seg is not None and plan is not None:
         _mark_dummies(seg, plan.max_batch_size)
         view.steps = _map_steps(seg, plan)

@@ -138,6 +138,12 @@ CATALOG: dict[str, Cause] = {
         "the log does not print the configuration needed",
         "keep the INFO and DEBUG lines printed when the engine starts",
     ),
+    "no-batch-size": Cause(
+        "error",
+        "warm-up requests cannot be told from real ones",
+        "check with --scenario (its max_batch_size), or a log written by kvverify run; "
+        "request[ID] reads one request by the id TensorRT-LLM printed",
+    ),
     "no-step-mapping": Cause(
         "error",
         "steps cannot be matched to requests",

@@ -52,6 +52,8 @@ class View:
     marker_offloads: tuple[int, int, str] | None = None
     #: how a run ended that did not end well (status, its diagnosis), from its markers
     run_failure: tuple[str, Any] | None = None
+    #: warm-up dummies are known (max_batch_size from a scenario or the run's markers)
+    dummies_known: bool = False
 
     # -- engine metrics ------------------------------------------------------------------------
 
@@ -71,10 +73,14 @@ class View:
                     "block reuse is disabled, so no request printed an addSequence line",
                     "reuse-disabled",
                 )
-            return Observation(
-                float(sum(1 for r in seg.requests if not r.dummy)),
-                "addSequence lines of the final manager",
-            )
+            real = [r for r in seg.requests if not r.dummy]
+            if real and not self.dummies_known and not seg.estimation:
+                return _missing(
+                    "warm-up requests cannot be told from real ones without max_batch_size "
+                    "(warm-up ids are those below it)",
+                    "no-batch-size",
+                )
+            return Observation(float(len(real)), "addSequence lines of the final manager")
         if m == "errors":
             return Observation(float(self.ev.error_count), "error lines in the whole log")
         if m == "tokens_per_block":

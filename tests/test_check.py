@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from logmaker import WINDOW, Manager, Req, counters_of, seed_log, write_manager
@@ -261,8 +262,6 @@ def test_counters_helper_matches_the_writer() -> None:
 def test_the_runs_own_offload_stats_are_not_read_for_a_scoped_manager() -> None:
     # kvverify run records the run's iteration stats: they describe the final engine, so a
     # check scoped to the estimation manager reads that manager's own lines instead.
-    from pathlib import Path
-
     from kvverify.check import check_source
     from kvverify.evidence.sources import LogSource
 
@@ -276,3 +275,24 @@ def test_the_runs_own_offload_stats_are_not_read_for_a_scoped_manager() -> None:
     assert final.reason == "iteration statistics of the run"
     assert scoped.status == "pass"
     assert scoped.reason == "copyBlock lines in the log"
+
+
+def test_requests_need_max_batch_size_to_leave_out_warm_up(tmp_path: Path) -> None:
+    # Warm-up dummies have ids below max_batch_size (reference §9.3). Without it (a log of
+    # one's own app, no scenario) the count is not analyzable, never a count with them in.
+    from kvverify.check import check_source
+    from kvverify.evidence.sources import LogSource
+
+    golden = Path(__file__).resolve().parent.parent / "golden_logs" / "abab-1.2-offload_on.log"
+    bare = tmp_path / "app.log"
+    lines = golden.read_text().splitlines(keepends=True)
+    bare.write_text("".join(ln for ln in lines if not ln.startswith("[kvverify]")))
+    expect = parse_all(["requests == 4"])
+    alone = check_source(LogSource(str(bare)), Inputs(expectations=expect))
+    assert statuses(alone)["requests == 4"] == ("not_analyzable", None)
+    assert "no-batch-size" in codes(alone)
+    plan = StepPlan(prompt_lengths=(None,) * 4, max_batch_size=1)  # what --scenario gives
+    with_plan = check_source(LogSource(str(bare)), Inputs(expectations=expect, steps=plan))
+    assert statuses(with_plan)["requests == 4"] == ("pass", 4.0)
+    with_markers = check_source(LogSource(str(golden)), Inputs(expectations=expect))
+    assert statuses(with_markers)["requests == 4"] == ("pass", 4.0)

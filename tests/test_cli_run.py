@@ -114,6 +114,8 @@ def test_standin_pass_and_the_log_repeats_the_verdict(run: Run, tmp_path: Path) 
     assert "addSequence: Request 3, inputLength 40, prepopulatedPromptLen 32" in on
     assert "isOffload=true" in on  # written by the executor worker process, to fd 1
     assert '"t":"step_end","step":3' in on
+    # The adapter records what tells warm-up from steps: the batch size LLM.args resolved.
+    assert '"max_batch_size":1,"prompt_lengths":[40,40,40,40]' in on
     again = run("check", "--format", "json", str(tmp_path / "offload_on.log"))
     assert report_of(again.out)["logs"][0]["checks"] == data["logs"][1]["checks"]
     steps = {q["step"]: q for q in data["logs"][1]["requests"] if q["step"]}

@@ -75,7 +75,31 @@ class TrtllmEngine:
         return str(getattr(self._tllm, "__version__", None))
 
     def run_info(self) -> dict[str, Any]:
-        return {}
+        """What a check needs to tell warm-up dummies from the steps (reference §9.3: warm-up
+        ids lie below max_batch_size, the k-th request gets max_batch_size + k): the batch
+        size the engine resolved, and each step's prompt length in tokens where it is known."""
+        assert self._variant is not None
+        args = getattr(self._llm, "args", None)
+        batch = getattr(args, "max_batch_size", None)
+        if not isinstance(batch, int):
+            batch = self._variant.engine.max_batch_size
+        return {
+            "max_batch_size": batch,
+            "prompt_lengths": [self._prompt_length(s.prompt) for s in self._variant.steps],
+        }
+
+    def _prompt_length(self, name: str) -> int | None:
+        assert self._variant is not None
+        ids = self._variant.prompts[name].token_ids()
+        if ids is not None:
+            return len(ids)
+        tokenizer = getattr(self._llm, "tokenizer", None)  # LLM.tokenizer; None without one
+        if tokenizer is None:
+            return None
+        try:  # generate() tokenizes with special tokens, as encode() does by default
+            return len(tokenizer.encode(self._variant.prompt_text(name)))
+        except Exception:  # a length is a cross-check only: without it steps map by order
+            return None
 
     def start(self, variant: Variant) -> None:
         self._variant = variant
