@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,30 @@ from kvverify.expect import Expectation, parse
 from kvverify.metrics import MATCHABLE
 
 SCHEMA_VERSION = 1
+#: The most requests one variant may run (``repeat`` multiplies quickly).
+MAX_STEPS = 10_000
+#: Scenario and variant names become file and directory names.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_NAME_RULE = (
+    "names become file and directory names: use letters, digits, '_', '.' and '-', "
+    "starting with a letter or digit"
+)
+#: Environment variables kvverify sets for the engine process and a scenario may not change.
+RESERVED_ENV = {
+    "TLLM_LOG_LEVEL": "kvverify sets it to DEBUG: the checks need TensorRT-LLM's DEBUG lines",
+    "PYTHONUNBUFFERED": "kvverify sets it so that output arrives in order",
+}
+
+
+def _no_shadowing(model: type[BaseModel], extra: dict[str, Any], name: str, parent: str) -> None:
+    """A pass-through key must not repeat a key the model types (it would silently win)."""
+    typed = set(model.model_fields) - {name}
+    for key in extra:
+        if key in typed:
+            raise ValueError(
+                f"{key!r} is a key of its own: write it as {parent}.{key}, not under {name}"
+            )
+
 
 Position = tuple[int, int]  # 1-based line, column
 Loc = tuple[str | int, ...]
@@ -61,6 +86,12 @@ class KvCacheSpec(_Strict):
     use_kv_cache_manager_v2: bool | Literal["auto"] | None = None
     #: Passed through to KvCacheConfig as they are: options kvverify does not know yet.
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("extra")
+    @classmethod
+    def _extra_is_extra(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _no_shadowing(cls, v, "extra", "engine.kv_cache")
+        return v
 
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``KvCacheConfig``: the keys given, and ``extra``."""
@@ -98,6 +129,26 @@ class EngineSpec(_Strict):
     #: For the reference model, when the model is not in its table and has no local config.json.
     shape: ModelShape | None = None
 
+    @field_validator("args")
+    @classmethod
+    def _args(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _no_shadowing(cls, v, "args", "engine")
+        if "model" in v:
+            raise ValueError("'model' is passed by kvverify: write it as engine.model")
+        if "kv_cache_config" in v:
+            raise ValueError(
+                "'kv_cache_config' is built by kvverify: write its fields under engine.kv_cache"
+            )
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, why in RESERVED_ENV.items():
+            if key in v:
+                raise ValueError(f"{key} cannot be set here: {why}")
+        return v
+
     def kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``LLM`` except ``kv_cache_config`` (built by the adapter)."""
         keys = (
@@ -123,6 +174,19 @@ class SamplingSpec(_Strict):
     ignore_eos: bool | None = None
     end_id: int | None = None
     args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("args")
+    @classmethod
+    def _one_sequence_per_request(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _no_shadowing(cls, v, "args", "sampling")
+        for key in ("n", "best_of", "beam_width"):
+            value = v.get(key)
+            if value is not None and value != 1:
+                raise ValueError(
+                    f"{key}: {value}: each step is one request with one sequence, which the "
+                    "checks map to TensorRT-LLM's request ids; leave it at 1"
+                )
+        return v
 
     def kwargs(self) -> dict[str, Any]:
         out = {k: v for k, v in self.model_dump(exclude={"args"}).items() if v is not None}
@@ -267,7 +331,7 @@ class VariantSpec(_Strict):
 
 class ScenarioSpec(_Strict):
     schema_version: int = SCHEMA_VERSION
-    name: str = Field(min_length=1)
+    name: str
     description: str = ""
     engine: EngineSpec
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
@@ -281,6 +345,21 @@ class ScenarioSpec(_Strict):
     def _supported(cls, v: int) -> int:
         if v != SCHEMA_VERSION:
             raise ValueError(f"this kvverify reads schema_version {SCHEMA_VERSION}, not {v}")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.match(NAME_PATTERN, v):
+            raise ValueError(f"{v!r}: {_NAME_RULE}")
+        return v
+
+    @field_validator("variants")
+    @classmethod
+    def _file_names(cls, v: dict[str, VariantSpec]) -> dict[str, VariantSpec]:
+        bad = [repr(name) for name in v if not re.match(NAME_PATTERN, name)]
+        if bad:
+            raise ValueError(f"variant name {', '.join(bad)}: {_NAME_RULE}")
         return v
 
     @field_validator("prompts", mode="before")
@@ -307,6 +386,14 @@ def _flatten(items: list[StepItem]) -> Iterator[StepSpec]:
         else:
             for _ in range(item.repeat):
                 yield from _flatten(item.steps)
+
+
+def _count(items: list[StepItem]) -> int:
+    """How many requests the steps expand to, without expanding them."""
+    return sum(
+        1 if isinstance(item, str | StepSpec) else item.repeat * _count(item.steps)
+        for item in items
+    )
 
 
 def _step_names(items: list[StepItem], loc: Loc) -> Iterator[tuple[Loc, str]]:
@@ -607,15 +694,18 @@ def _resolve(
     }
     expect: list[Expectation] = []
     matches: list[ExpectSpec] = []
+    written: list[tuple[Loc, Expectation]] = []
     for where, items in ((("expect",), spec.expect), (("variants", name, "expect"), v.expect)):
         for i, item in enumerate(items):
             if isinstance(item, ExpectSpec):
                 matches.append(item)
                 continue
+            loc = (*where, i)
             try:
-                expect += parse(item, source="scenario")
+                parsed = parse(item, source="scenario")
+                expect += parsed
+                written += [(loc, e) for e in parsed]
             except KvverifyError as exc:
-                loc = (*where, i)
                 problems.append(
                     f"{doc.at(loc)}: {_dotted(loc)}: {exc.message}"
                     + (f" ({exc.hint})" if exc.hint else "")
@@ -642,8 +732,23 @@ def _resolve(
                     f"{doc.at(file_loc)}: {_dotted(file_loc)}: cannot read {file}: "
                     f"{exc.strerror or exc}"
                 )
-    steps = tuple(Step(i + 1, s.prompt, s.priority) for i, s in enumerate(_flatten(resolved.steps)))
     where_steps: Loc = ("variants", name, "steps") if v.steps is not None else ("steps",)
+    count = _count(resolved.steps)
+    if count > MAX_STEPS:
+        problems.append(
+            f"{doc.at(where_steps)}: {_dotted(where_steps)}: the steps expand to {count:,} "
+            f"requests; a variant runs at most {MAX_STEPS:,} (lower a repeat)"
+        )
+        raise _VariantProblems
+    steps = tuple(Step(i + 1, s.prompt, s.priority) for i, s in enumerate(_flatten(resolved.steps)))
+    for loc, e in written:
+        scope = e.request_scope
+        if scope is not None and scope.kind == "step" and not 1 <= scope.index <= len(steps):
+            problems.append(
+                f"{doc.at(loc)}: {_dotted(loc)}: {e.text}: there is no step {scope.index} "
+                f"(the {'variant' if spec.variants else 'scenario'} has {len(steps)} steps, "
+                "numbered from 1)"
+            )
     for step_loc, used in _step_names(resolved.steps, where_steps):
         if used not in resolved.prompts:
             problems.append(

@@ -204,3 +204,52 @@ def test_missing_scenario_file_and_unknown_variant(tmp_path: Path) -> None:
     s = loads(BASE)
     with pytest.raises(KvverifyError, match="no variant 'defualt' \\(did you mean 'default'\\?\\)"):
         s.select(["defualt"])
+
+
+def test_pass_through_keys_cannot_override_what_kvverify_reads() -> None:
+    # A typed key repeated under args/extra would silently win over the one the reference
+    # model and the checks read; the log level and sampling n would break the checks.
+    text = (
+        BASE.replace(
+            "  kv_cache: {max_tokens: 256, tokens_per_block: 16}\n",
+            "  args: {max_batch_size: 8, kv_cache_config: {}}\n"
+            "  env: {TLLM_LOG_LEVEL: INFO, CUDA_VISIBLE_DEVICES: '1'}\n"
+            "  kv_cache: {max_tokens: 256, tokens_per_block: 16, extra: {host_cache_size: 0}}\n",
+        )
+        + "sampling: {max_tokens: 4, args: {n: 2}}\n"
+    )
+    assert problems(text) == [
+        "s.yaml:6:9: engine.args: 'max_batch_size' is a key of its own: write it as "
+        "engine.max_batch_size, not under args",
+        "s.yaml:7:8: engine.env: TLLM_LOG_LEVEL cannot be set here: kvverify sets it to DEBUG: "
+        "the checks need TensorRT-LLM's DEBUG lines",
+        "s.yaml:8:60: engine.kv_cache.extra: 'host_cache_size' is a key of its own: write it "
+        "as engine.kv_cache.host_cache_size, not under extra",
+        "s.yaml:15:33: sampling.args: n: 2: each step is one request with one sequence, which "
+        "the checks map to TensorRT-LLM's request ids; leave it at 1",
+    ]
+
+
+def test_names_become_file_names() -> None:
+    text = BASE.replace("name: t", "name: ../t") + 'variants:\n  "../x": {}\n  ok: {}\n'
+    assert problems(text) == [
+        "s.yaml:2:7: name: '../t': names become file and directory names: use letters, "
+        "digits, '_', '.' and '-', starting with a letter or digit",
+        "s.yaml:14:3: variants: variant name '../x': names become file and directory names: "
+        "use letters, digits, '_', '.' and '-', starting with a letter or digit",
+    ]
+
+
+def test_steps_in_expectations_exist_and_repeat_is_bounded() -> None:
+    text = BASE + "expect: ['step[7].reused_tokens > 0', 'step[6].reused_tokens >= 0']\n"
+    assert problems(text) == [
+        "s.yaml:13:10: expect[0]: step[7].reused_tokens > 0: there is no step 7 (the scenario "
+        "has 6 steps, numbered from 1)"
+    ]
+    nested = BASE.replace(
+        "{repeat: 2, steps: [C, D]}", "{repeat: 1000, steps: [{repeat: 1000, steps: [C]}]}"
+    )
+    assert problems(nested) == [
+        "s.yaml:12:8: steps: the steps expand to 1,000,002 requests; a variant runs at most "
+        "10,000 (lower a repeat)"
+    ]
