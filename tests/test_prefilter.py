@@ -128,3 +128,12 @@ def test_it_can_be_turned_off() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("dialect", ["1.2", "1.2-timestamp", "2026"])
+def test_interleaved_ranks_give_the_same_events(dialect: str) -> None:
+    # Runs of lookup lines alternate between ranks: each line's rank must be read, not assumed.
+    ranks = [seed_log(dialect, rank=r).splitlines(keepends=True) for r in (0, 1, 12)]
+    mixed = "".join(line for group in zip(*ranks, strict=False) for line in group).encode()
+    plain = events(mixed, prefiltered=False, cut=1 << 12)
+    assert events(mixed, prefiltered=True, cut=1 << 12) == plain

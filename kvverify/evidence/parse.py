@@ -252,17 +252,19 @@ class Scanner:
         """:meth:`_scan` for a stretch with no body at the start of a line and the log's level
         known: matches in one pass, and lookup lines in their common form without a regex.
 
-        A lookup line continues the current run of lookups when it has the same prefix as the
-        run's last line (so the same rank and window) and nothing came between them; only a
-        line that starts a run needs its line number, rank and window."""
-        find, rfind, count = buf.find, buf.rfind, buf.count
+        A lookup line continues the current run of lookups when the bytes its rank and window
+        are read from (the :data:`_KEY_REACH` bytes before its "]") equal those of the run's
+        last line, and nothing came between them; only a line that starts a run needs its line
+        number, rank and window."""
+        find, count = buf.find, buf.count
         tables, handlers = _TABLES, self._handlers
         fast, lead = prefilter.FAST_LOOKUP, len(p.LOOKUP_LEAD)
         pos = 0
         line = self._line
         taken_to = -1
         run: list[Any] | None = None  # the run the fast path last extended
-        run_prefix = b""
+        run_key = b""
+        reach = _KEY_REACH
         for candidate in anchors:
             a = candidate >> _SHIFT
             if a < taken_to:
@@ -289,9 +291,8 @@ class Scanner:
             taken_to = find(b"\n", at, end)
             if taken_to < 0:
                 taken_to = end
-            line_start = rfind(b"\n", 0, a) + 1
-            prefix = buf[line_start:a]
-            if run is None or run is not self._lookups or prefix != run_prefix:
+            key = buf[a - reach : a] if a >= reach else buf[:a]
+            if run is None or run is not self._lookups or key != run_key:
                 line += count(b"\n", pos, a)
                 pos = a
                 rank, window = _lookup_key(buf, a)
@@ -299,9 +300,7 @@ class Scanner:
                 if self._copies is not None or run is None or run[1] != rank or run[2] != window:
                     self._flush()
                     run = self._lookups = [line, rank, window, 0, 0, 0, 0]
-                # The key is read from at most _KEY_REACH bytes before the "]": a shorter prefix
-                # would let the previous line in, so such lines are keyed one by one.
-                run_prefix = prefix if a - line_start >= _KEY_REACH else b"\n"
+                run_key = key
             run[3 + slot] += 1
         self._line = line + count(b"\n", pos, end)
 
@@ -629,6 +628,7 @@ def _window(m: Match, buf: bytes, f: p.Fields) -> int | None:
 
 #: How far before the "]" of "BlockManager[windowSize=N]" :func:`_lookup_key` reads at most:
 #: the "=" up to 11 bytes back, the manager's name 23 before it, a rank tag up to 16 before that.
+#: Lines whose last _KEY_REACH bytes before that "]" are equal have the same rank and window.
 _KEY_REACH = 11 + 23 + 16
 
 
