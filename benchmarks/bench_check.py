@@ -55,6 +55,12 @@ FAMILIES = [
 PATTERN = "|".join(FAMILIES)
 
 
+def prefilter_enabled() -> bool:
+    code = "from kvverify.evidence import prefilter; print(prefilter.enabled())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip() == "True"
+
+
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """Wall seconds, peak RSS in KiB (GNU time), stdout."""
     gnu_time = shutil.which("time") or "/usr/bin/time"
@@ -135,6 +141,8 @@ def main() -> int:
         "ratio": round(k / g, 2),
         "kvverify_peak_rss_mb": round(max(kv_rss) / 1024, 1),
         "cpus": os.cpu_count(),
+        # Hyperscan prefilter in use (KVVERIFY_PREFILTER=0 measures the pure-Python path)
+        "prefilter": prefilter_enabled(),
     }
     print(json.dumps(result, indent=2))
     return 0
