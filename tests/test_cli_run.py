@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Run
+from conftest import Result, Run
 
 import kvverify.engines.base
 
@@ -48,6 +48,13 @@ def scenario_with(tmp_path: Path, **changes: object) -> str:
 
 def report_of(out: str) -> dict:  # type: ignore[type-arg]
     return json.loads(out)  # type: ignore[no-any-return]
+
+
+def run_standin(run: Run, scenario: str, out: str, *more: str) -> Result:
+    """``kvverify run SCENARIO --engine trtllm --variant offload_on --out OUT ...``."""
+    return run(
+        "run", scenario, "--engine", "trtllm", "--variant", "offload_on", "--out", out, *more
+    )
 
 
 def test_sim_runs_the_builtin_scenario_and_says_it_is_the_model(run: Run, tmp_path: Path) -> None:
@@ -138,18 +145,7 @@ def test_standin_faults(
     run: Run, tmp_path: Path, fault: str, code: int, verdict: str, diagnosis: str
 ) -> None:
     path = scenario_with(tmp_path, engine__env={"STANDIN_FAULT": fault})
-    r = run(
-        "run",
-        path,
-        "--engine",
-        "trtllm",
-        "--variant",
-        "offload_on",
-        "--out",
-        str(tmp_path / "out"),
-        "--format",
-        "json",
-    )
+    r = run_standin(run, path, str(tmp_path / "out"), "--format", "json")
     assert r.code == code, r.out
     (log,) = report_of(r.out)["logs"]
     assert log["verdict"] == verdict
@@ -162,7 +158,7 @@ def test_standin_faults(
 @pytest.mark.usefixtures("standin")
 def test_standin_crash_keeps_and_analyses_the_partial_log(run: Run, tmp_path: Path) -> None:
     path = scenario_with(tmp_path, engine__env={"STANDIN_FAULT": "crash:3"})
-    r = run("run", path, "--engine", "trtllm", "--variant", "offload_on", "--out", str(tmp_path))
+    r = run_standin(run, path, str(tmp_path))
     assert r.code == 3
     assert "CRASHED" in r.out
     assert "the engine crashed" in r.out
@@ -176,20 +172,7 @@ def test_standin_crash_keeps_and_analyses_the_partial_log(run: Run, tmp_path: Pa
 def test_standin_hang_is_stopped_by_the_timeout(run: Run, tmp_path: Path) -> None:
     path = scenario_with(tmp_path, engine__env={"STANDIN_FAULT": "hang:2"})
     started = time.monotonic()
-    r = run(
-        "run",
-        path,
-        "--engine",
-        "trtllm",
-        "--variant",
-        "offload_on",
-        "--out",
-        str(tmp_path),
-        "--timeout",
-        "4",
-        "--format",
-        "json",
-    )
+    r = run_standin(run, path, str(tmp_path), "--timeout", "4", "--format", "json")
     assert time.monotonic() - started < 30
     assert r.code == 3
     (log,) = report_of(r.out)["logs"]
@@ -205,7 +188,7 @@ def test_keys_the_installed_version_does_not_know_fail_before_the_model_loads(
     path = scenario_with(
         tmp_path, engine__kv_cache={"use_kv_cache_manager_v2": False, "tokens_per_block": 16}
     )
-    r = run("run", path, "--engine", "trtllm", "--variant", "offload_on", "--out", str(tmp_path))
+    r = run_standin(run, path, str(tmp_path))
     assert r.code == 2
     assert (
         "engine.kv_cache.use_kv_cache_manager_v2: KvCacheConfig of TensorRT-LLM 1.2.0rc2 "
@@ -214,7 +197,7 @@ def test_keys_the_installed_version_does_not_know_fail_before_the_model_loads(
     log = (tmp_path / "offload_on.log").read_text()
     assert "Allocating primary pool" not in log  # no model was loaded
     path = scenario_with(tmp_path, engine__args={"max_batch_sise": 2})
-    r = run("run", path, "--engine", "trtllm", "--variant", "offload_on", "--out", str(tmp_path))
+    r = run_standin(run, path, str(tmp_path))
     assert r.code == 2
     assert (
         "engine.max_batch_sise: LLM of TensorRT-LLM 1.2.0rc2 has no such argument (did you "
@@ -227,18 +210,7 @@ def test_v1_manager_is_kept_where_the_version_offers_v2(
     run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STANDIN_VERSION", "1.4.0")
-    r = run(
-        "run",
-        str(SCENARIO),
-        "--engine",
-        "trtllm",
-        "--variant",
-        "offload_on",
-        "--out",
-        str(tmp_path),
-        "--format",
-        "json",
-    )
+    r = run_standin(run, str(SCENARIO), str(tmp_path), "--format", "json")
     assert r.code == 0, r.out
     text = (tmp_path / "offload_on.log").read_text()
     assert "[TRT-LLM] [D] [batchmgr]" in text  # the 2026 prefix
@@ -336,18 +308,7 @@ def test_what_the_engine_prints_while_being_stopped_is_kept(run: Run, tmp_path: 
     path = scenario_with(
         tmp_path, engine__env={"STANDIN_FAULT": "hang:2", "STANDIN_TERM": "report"}
     )
-    r = run(
-        "run",
-        path,
-        "--engine",
-        "trtllm",
-        "--variant",
-        "offload_on",
-        "--out",
-        str(tmp_path),
-        "--timeout",
-        "3",
-    )
+    r = run_standin(run, path, str(tmp_path), "--timeout", "3")
     assert r.code == 3
     text = (tmp_path / "offload_on.log").read_text()
     assert [f"stopping on SIGTERM ({i})" in text for i in range(3)] == [True] * 3
