@@ -305,8 +305,12 @@ def run(
         dialect=dialect,
         progress=_progress_printer(),
     )
+    result = outcome.report
+    if outcome.stopped_by is not None:
+        # Stopped by a signal: 128 + its number, as a shell reports it (Ctrl-C: 130).
+        result = result.model_copy(update={"exit_code": 128 + outcome.stopped_by})
     emit(
-        outcome.report,
+        result,
         fmt=fmt,
         json_file=json_file,
         junit_file=junit_file,
@@ -316,10 +320,7 @@ def run(
     if fmt != "json":
         for r in outcome.runs:
             click.echo(f"log: {r.log}", err=True)
-    # Stopped by a signal: 128 + its number, as a shell reports it (Ctrl-C: 130).
-    sys.exit(
-        128 + outcome.stopped_by if outcome.stopped_by is not None else outcome.report.exit_code
-    )
+    sys.exit(result.exit_code)
 
 
 @cli.command()

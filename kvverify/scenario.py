@@ -37,7 +37,7 @@ SCHEMA_VERSION = 1
 #: The most requests one variant may run (``repeat`` multiplies quickly).
 MAX_STEPS = 10_000
 #: Scenario and variant names become file and directory names.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 _NAME_RULE = (
     "names become file and directory names: use letters, digits, '_', '.' and '-', "
     "starting with a letter or digit"
@@ -350,14 +350,14 @@ class ScenarioSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not re.match(NAME_PATTERN, v):
+        if not re.fullmatch(NAME_PATTERN, v):
             raise ValueError(f"{v!r}: {_NAME_RULE}")
         return v
 
     @field_validator("variants")
     @classmethod
     def _file_names(cls, v: dict[str, VariantSpec]) -> dict[str, VariantSpec]:
-        bad = [repr(name) for name in v if not re.match(NAME_PATTERN, name)]
+        bad = [repr(name) for name in v if not re.fullmatch(NAME_PATTERN, name)]
         if bad:
             raise ValueError(f"variant name {', '.join(bad)}: {_NAME_RULE}")
         return v

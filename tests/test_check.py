@@ -296,3 +296,20 @@ def test_requests_need_max_batch_size_to_leave_out_warm_up(tmp_path: Path) -> No
     assert statuses(with_plan)["requests == 4"] == ("pass", 4.0)
     with_markers = check_source(LogSource(str(golden)), Inputs(expectations=expect))
     assert statuses(with_markers)["requests == 4"] == ("pass", 4.0)
+
+
+def test_printed_stats_in_a_tp_log_go_to_a_working_manager(tmp_path: Path) -> None:
+    # The rank-less Python pool line announces a manager that never works; stats printed by
+    # the app must not make it "the final engine" (it has no summary).
+    from kvverify.check import check_source
+    from kvverify.evidence.sources import LogSource
+
+    golden = Path(__file__).resolve().parent.parent / "golden_logs" / "tp2-2026.log"
+    lines = golden.read_text().splitlines(keepends=True)
+    last_add = max(i for i, ln in enumerate(lines) if "addSequence" in ln)
+    lines.insert(last_add + 1, '{"iter": 5, "iterOffloadBlocks": 0, "iterOnboardBlocks": 0}\n')
+    log = tmp_path / "tp2.log"
+    log.write_text("".join(lines))
+    report = check_source(LogSource(str(log)), Inputs())
+    assert report.ranks == [0, 1]
+    assert report.verdict == check_source(LogSource(str(golden)), Inputs()).verdict == "pass"

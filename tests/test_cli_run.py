@@ -293,6 +293,7 @@ def test_a_signal_stops_the_engine_keeps_the_log_and_exits_128_plus_it(
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert "INTERRUPTED" in out
+    assert f"exit {code})" in out  # the report says the code the process exits with
     text = log.read_text()
     assert '"t":"exit","status":"interrupted"' in text
     assert "addSequence: Request 1" in text  # what ran before is kept

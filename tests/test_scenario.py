@@ -231,12 +231,15 @@ def test_pass_through_keys_cannot_override_what_kvverify_reads() -> None:
 
 
 def test_names_become_file_names() -> None:
-    text = BASE.replace("name: t", "name: ../t") + 'variants:\n  "../x": {}\n  ok: {}\n'
+    # "v\n" too: a pattern ending in $ would let a trailing newline through.
+    text = (
+        BASE.replace("name: t", "name: ../t") + 'variants:\n  "../x": {}\n  "v\\n": {}\n  ok: {}\n'
+    )
     assert problems(text) == [
         "s.yaml:2:7: name: '../t': names become file and directory names: use letters, "
         "digits, '_', '.' and '-', starting with a letter or digit",
-        "s.yaml:14:3: variants: variant name '../x': names become file and directory names: "
-        "use letters, digits, '_', '.' and '-', starting with a letter or digit",
+        "s.yaml:14:3: variants: variant name '../x', 'v\\n': names become file and directory "
+        "names: use letters, digits, '_', '.' and '-', starting with a letter or digit",
     ]
 
 

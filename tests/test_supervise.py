@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from kvverify import markers
 from kvverify.check import Inputs, check_source
 from kvverify.evidence.sources import LogSource
 from kvverify.runner.supervise import _Log
+
+SCENARIO = Path(__file__).resolve().parent / "data" / "standin.yaml"
+STANDIN = Path(__file__).resolve().parent / "standin"
+
+
+@pytest.fixture
+def standin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(STANDIN), *filter(None, [os.environ.get("PYTHONPATH")])])
+    )
 
 
 def test_the_exit_marker_never_joins_an_unterminated_line(tmp_path: Path) -> None:
@@ -39,3 +57,61 @@ def test_a_terminated_line_gets_no_extra_newline(tmp_path: Path) -> None:
         log.write(b"done\n")
         log.append_line(b"marker\n")
     assert path.read_bytes() == b"done\nmarker\n"
+
+
+def test_the_timeout_holds_when_the_worker_closes_its_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker that closes stdout and stderr but keeps running must still be stopped by the
+    # timeout: the end of its output is not the end of the run.
+    from kvverify.runner import supervise
+    from kvverify.scenario import load
+
+    variant = load(SCENARIO).select(("offload_on",))[0]
+    quiet = "import os, time; print('hello', flush=True); os.close(1); os.close(2); time.sleep(60)"
+    real_popen = subprocess.Popen
+
+    def popen(cmd: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        return real_popen([sys.executable, "-c", quiet], **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    monkeypatch.setattr(supervise.subprocess, "Popen", popen)
+    started = time.monotonic()
+    result = supervise.run_variant(str(SCENARIO), variant, "sim", tmp_path, timeout=2)
+    assert time.monotonic() - started < 20
+    assert result.status == "timeout"
+    text = result.log.read_text()
+    assert text.startswith("hello\n")
+    assert '"t":"exit","status":"timeout"' in text
+
+
+@pytest.mark.usefixtures("standin")
+def test_nohup_keeps_sighup_ignored(tmp_path: Path) -> None:
+    # Under nohup SIGHUP is ignored before kvverify starts: it must stay ignored.
+    path = tmp_path / "s.yaml"
+    text = SCENARIO.read_text().replace(
+        "  max_batch_size: 1\n", "  max_batch_size: 1\n  env: {STANDIN_FAULT: 'hang:2'}\n"
+    )
+    path.write_text(text)
+    out = tmp_path / "out"
+    nohup = shutil.which("nohup")
+    if nohup is None:
+        pytest.skip("no nohup here")
+    cmd = [nohup, sys.executable, "-m", "kvverify", "run", str(path), "--engine", "trtllm"]
+    proc = subprocess.Popen(
+        [*cmd, "--variant", "offload_on", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    log = out / "offload_on.log"
+    deadline = time.monotonic() + 60
+    while not (log.exists() and '"t":"step_begin","step":2' in log.read_text()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert proc.poll() is None  # still running
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "exit 143" in stdout  # the report says the exit code the process has

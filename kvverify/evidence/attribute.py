@@ -390,12 +390,14 @@ class Attributor:
         self.ev.shape = e
 
     def _latest_segment(self, line: int) -> Segment:
-        """Where printed iteration stats and KV-cache events go: the newest manager of the
-        current run on its lowest rank (the stats API reports rank 0's executor)."""
+        """Where printed iteration stats and KV-cache events go: the newest manager at work in
+        the current run, on its lowest rank (the stats API reports rank 0's executor); a
+        manager only announced (a rank-less Python pool line) is not at work."""
         current = [s for s in self.ev.segments if s.run == self._run]
-        if current:
-            low = min((s.rank for s in current), key=lambda r: -1 if r is None else r)
-            seg = [s for s in current if s.rank == low][-1]
+        working = [s for s in current if s.used] or current
+        if working:
+            low = min((s.rank for s in working), key=lambda r: -1 if r is None else r)
+            seg = [s for s in working if s.rank == low][-1]
         else:
             seg = self._new_segment(None, line)
         seg.used = True

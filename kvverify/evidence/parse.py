@@ -263,7 +263,7 @@ class Scanner:
         line = self._line
         taken_to = -1
         run: list[Any] | None = None  # the run the fast path last extended
-        run_key = b""
+        run_key: bytes | None = None
         reach = _KEY_REACH
         for candidate in anchors:
             a = candidate >> _SHIFT
@@ -300,7 +300,8 @@ class Scanner:
                 if self._copies is not None or run is None or run[1] != rank or run[2] != window:
                     self._flush()
                     run = self._lookups = [line, rank, window, 0, 0, 0, 0]
-                run_key = key
+                # Without a window the rank came from the whole line: no key stands for it.
+                run_key = key if window is not None else None
             run[3 + slot] += 1
         self._line = line + count(b"\n", pos, end)
 
@@ -634,12 +635,15 @@ _KEY_REACH = 11 + 23 + 16
 
 def _lookup_key(buf: bytes, start: int) -> tuple[int | None, int | None]:
     """Rank and window of a window manager's line, from the "]" at ``start`` that closes
-    ``BlockManager[windowSize=N]``."""
-    eq = buf.rfind(b"=", start - 11, start)
-    window = int(buf[eq + 1 : start]) if buf[eq - 11 : eq] == b"[windowSize" else None
-    body = eq - 23  # len("BlockManager[windowSize"): where the manager's name starts
-    rank = _fast_rank(buf, body) if buf[body - 3] in _DIGITS else None
-    return rank, window
+    ``BlockManager[windowSize=N]``, reading at most :data:`_KEY_REACH` bytes back. A line that
+    has no such name before the "]" has no window; its rank is read from its whole prefix."""
+    eq = buf.rfind(b"=", max(0, start - 11), start)
+    digits = buf[eq + 1 : start]
+    if eq >= 11 and buf[eq - 11 : eq] == b"[windowSize" and digits.isdigit():
+        body = eq - 23  # len("BlockManager[windowSize"): where the manager's name starts
+        rank = _fast_rank(buf, body) if body >= 3 and buf[body - 3] in _DIGITS else None
+        return rank, int(digits)
+    return _rank(buf, start), None
 
 
 def _fast_rank(buf: bytes, body: int) -> int | None:

@@ -54,31 +54,38 @@ class RunResult:
 Progress = Callable[[str], None]
 
 
-class Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP reached kvverify during a run (a CI job cancelled, a terminal
-    closed): handled like Ctrl-C, so the engine's processes are stopped and the log is kept."""
+class _StopRequest:
+    """Ctrl-C, SIGTERM (a CI job cancelled) or SIGHUP (a terminal closed) during a run: the
+    handler only records the signal; the supervisor's loop sees it within
+    :data:`POLL_SECONDS`, stops the engine's processes and keeps everything they printed.
+    (Raising from the handler could land anywhere: between a read and its write, or before
+    the worker's handle is known.)"""
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if self.signum is None:
+            self.signum = signum
 
 
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-
-def _raise_stopped(signum: int, _frame: object) -> None:
-    raise Stopped(signum)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: How often the supervisor looks at the clock, the worker and a stop request.
+POLL_SECONDS = 0.2
 
 
 @contextlib.contextmanager
 def _signals(handler: Any) -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP go to ``handler`` (SIGINT: Python's default, Ctrl-C ->
-    KeyboardInterrupt, unless ``handler`` is SIG_IGN) for the duration."""
+    """SIGINT, SIGTERM and SIGHUP go to ``handler`` for the duration, except a signal the
+    parent ignores (``nohup kvverify run``, a background job): that stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signals reach the main thread only
         return
-    sigs = (*_STOP_SIGNALS, signal.SIGINT) if handler is signal.SIG_IGN else _STOP_SIGNALS
-    previous = {sig: signal.signal(sig, handler) for sig in sigs}
+    previous = {
+        sig: signal.signal(sig, handler)
+        for sig in _STOP_SIGNALS
+        if signal.getsignal(sig) is not signal.SIG_IGN
+    }
     try:
         yield
     finally:
@@ -132,8 +139,8 @@ def run_variant(
     started = time.monotonic()
     steps = len(variant.steps)
     say = progress or (lambda _text: None)
-    stopped_by: int | None = None
-    with log_path.open("wb", buffering=0) as fh, _signals(_raise_stopped):
+    stop = _StopRequest()
+    with log_path.open("wb", buffering=0) as fh, _signals(stop):
         log = _Log(fh)
         proc = subprocess.Popen(
             cmd,
@@ -148,17 +155,31 @@ def run_variant(
         detail = ""
         deadline = None if timeout is None else started + timeout
         drain_until: float | None = None
+        output_open = True
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
         say(f"[{variant.name}] starting {engine}")
         try:
             while True:
                 now = time.monotonic()
+                if stop.signum is not None:
+                    status = "interrupted"
+                    name = signal.Signals(stop.signum).name
+                    detail = (
+                        "interrupted (Ctrl-C): stopped"
+                        if stop.signum == signal.SIGINT
+                        else f"kvverify received {name}: stopped"
+                    )
+                    _stop(proc, log, first=signal.Signals(stop.signum))
+                    break
                 if deadline is not None and now > deadline:
                     status, detail = "timeout", f"no result after {timeout:g} s: stopped"
                     _stop(proc, log)
                     break
-                if proc.poll() is not None and drain_until is None:
+                exited = proc.poll() is not None
+                if exited and not output_open:
+                    break  # the worker is gone and so is everything that held its output
+                if exited and drain_until is None:
                     drain_until = now + DRAIN_SECONDS
                 if drain_until is not None and now > drain_until:
                     detail = (
@@ -167,11 +188,16 @@ def run_variant(
                     )
                     _stop(proc, log)
                     break
-                if not sel.select(timeout=0.2):
+                if not output_open:
+                    time.sleep(POLL_SECONDS)  # output closed, worker still running: wait
+                    continue
+                if not sel.select(timeout=POLL_SECONDS):
                     continue
                 chunk = os.read(proc.stdout.fileno(), 1 << 16)
-                if not chunk:
-                    break  # every process holding the output has closed it
+                if not chunk:  # every process holding the output has closed it
+                    output_open = False
+                    sel.unregister(proc.stdout)
+                    continue
                 log.write(chunk)
                 for m in _STEP.finditer(chunk):
                     kind = m.group(1).decode()
@@ -179,20 +205,12 @@ def run_variant(
                         say(f"[{variant.name}] step {int(m.group(2))}/{steps}")
                     elif kind == "shutdown" and m.group(3) == b"begin":
                         say(f"[{variant.name}] shutting down (the KV cache summary prints now)")
-        except KeyboardInterrupt as exc:
-            stopped_by = exc.signum if isinstance(exc, Stopped) else signal.SIGINT
-            status = "interrupted"
-            detail = (
-                "interrupted (Ctrl-C): stopped"
-                if stopped_by == signal.SIGINT
-                else f"kvverify received {signal.Signals(stopped_by).name}: stopped"
-            )
-            with _signals(signal.SIG_IGN):  # a second signal must not cut the cleanup short
-                _stop(proc, log, first=signal.Signals(stopped_by))
         finally:
             sel.close()
-        returncode = proc.wait()
-        proc.stdout.close()
+            if proc.poll() is None:  # only when kvverify itself failed (a full disk, a bug)
+                _stop(proc, log)
+            returncode = proc.wait()  # exited, or stopped by _stop
+            proc.stdout.close()
         if status == "ok" and returncode != 0:
             status, detail = _crash(returncode)
         elif status == "ok" and detail:
@@ -214,7 +232,7 @@ def run_variant(
         returncode,
         detail,
         time.monotonic() - started,
-        stopped_by,
+        stop.signum,
     )
 
 
