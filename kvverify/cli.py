@@ -9,12 +9,14 @@ SIGTERM or SIGHUP exits 128 + the signal's number (143, 129) after stopping the 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 import tempfile
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -49,8 +51,36 @@ _variants_option = click.option(
 )
 
 
+@dataclass(frozen=True)
+class Output:
+    """Where a verdict goes: ``--format`` on stdout, and the report files asked for."""
+
+    fmt: str
+    json_file: Path | None
+    junit_file: Path | None
+    markdown_file: Path | None
+    verbose: bool
+
+
 def _output_options(f: F) -> F:
-    """Report options shared by every command that produces a verdict."""
+    """Report options shared by every command that produces a verdict. The command receives
+    them as one ``output`` argument, its report files already checked to be writable (before
+    any work)."""
+
+    @functools.wraps(f)
+    def command(
+        *args: Any,
+        fmt: str,
+        json_file: Path | None,
+        junit_file: Path | None,
+        markdown_file: Path | None,
+        verbose: bool,
+        **kwargs: Any,
+    ) -> Any:
+        check_writable(json_file, junit_file, markdown_file)
+        output = Output(fmt, json_file, junit_file, markdown_file, verbose)
+        return f(*args, output=output, **kwargs)
+
     options = [
         click.option(
             "--format",
@@ -81,9 +111,10 @@ def _output_options(f: F) -> F:
         ),
         click.option("-v", "--verbose", is_flag=True, help="List every request in the table."),
     ]
+    decorated: Any = command
     for option in reversed(options):
-        f = option(f)
-    return f
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
 
 
 def check_writable(*paths: Path | None) -> None:
@@ -100,27 +131,20 @@ def check_writable(*paths: Path | None) -> None:
             )
 
 
-def emit(
-    result: CheckReport,
-    *,
-    fmt: str,
-    json_file: Path | None,
-    junit_file: Path | None,
-    markdown_file: Path | None,
-    verbose: bool,
-) -> None:
+def emit(result: CheckReport, output: Output) -> None:
     """Print and write a report in every form asked for."""
+    fmt = output.fmt
     if fmt == "json":
         click.echo(report.to_json(result), nl=False)
     else:
-        click.echo(report.terminal(result, verbose=verbose))
-    for path, text in (
-        (json_file, report.to_json(result) if json_file else ""),
-        (junit_file, report.junit(result) if junit_file else ""),
-        (markdown_file, report.markdown(result) if markdown_file else ""),
+        click.echo(report.terminal(result, verbose=output.verbose))
+    for path, write in (
+        (output.json_file, report.to_json),
+        (output.junit_file, report.junit),
+        (output.markdown_file, report.markdown),
     ):
         if path is not None:
-            _write(path, text)
+            _write(path, write(result))
     if os.environ.get("GITHUB_ACTIONS") == "true":
         annotations = report.github_annotations(result)
         if annotations:
@@ -188,11 +212,7 @@ def check(
     scenario: str | None,
     variant: str | None,
     jobs: int,
-    fmt: str,
-    json_file: Path | None,
-    junit_file: Path | None,
-    markdown_file: Path | None,
-    verbose: bool,
+    output: Output,
 ) -> None:
     """Check saved TensorRT-LLM logs, offline.
 
@@ -208,25 +228,17 @@ def check(
       kvverify check --scenario scenarios/abab.yaml --variant offload_on enabled.log
       TLLM_LOG_LEVEL=DEBUG python app.py 2>&1 | kvverify check -
     """
-    check_writable(json_file, junit_file, markdown_file)
     inputs = Inputs(
         expectations=parse_all(expressions, "cli"),
         jobs=jobs,
-        list_requests=fmt == "json" or json_file is not None or verbose,
+        list_requests=output.fmt == "json" or output.json_file is not None or output.verbose,
     )
     if scenario is not None:
         inputs = scenario_inputs(scenario, variant, inputs)
     elif variant is not None:
         raise click.UsageError("--variant needs --scenario")
     result = check_paths(list(logs), inputs)
-    emit(
-        result,
-        fmt=fmt,
-        json_file=json_file,
-        junit_file=junit_file,
-        markdown_file=markdown_file,
-        verbose=verbose,
-    )
+    emit(result, output)
     sys.exit(result.exit_code)
 
 
@@ -269,11 +281,7 @@ def run(
     dialect: str | None,
     out_dir: Path | None,
     timeout: float,
-    fmt: str,
-    json_file: Path | None,
-    junit_file: Path | None,
-    markdown_file: Path | None,
-    verbose: bool,
+    output: Output,
 ) -> None:
     """Run a scenario on an engine, capture everything it prints, and check it.
 
@@ -288,7 +296,6 @@ def run(
       kvverify run scenarios/abab.yaml --variant offload_on --engine trtllm
       kvverify run my.yaml --engine sim --dialect 2026 --junit report.xml
     """
-    check_writable(json_file, junit_file, markdown_file)
     path = scenario or str(builtin_scenario())
     if engine == "auto" and resolve_engine("auto") == "sim":
         click.echo(
@@ -309,15 +316,8 @@ def run(
     if outcome.stopped_by is not None:
         # Stopped by a signal: 128 + its number, as a shell reports it (Ctrl-C: 130).
         result = result.model_copy(update={"exit_code": 128 + outcome.stopped_by})
-    emit(
-        result,
-        fmt=fmt,
-        json_file=json_file,
-        junit_file=junit_file,
-        markdown_file=markdown_file,
-        verbose=verbose,
-    )
-    if fmt != "json":
+    emit(result, output)
+    if output.fmt != "json":
         for r in outcome.runs:
             click.echo(f"log: {r.log}", err=True)
     sys.exit(result.exit_code)

@@ -26,10 +26,6 @@ class Outcome:
     #: The signal that stopped the run (SIGINT for Ctrl-C, SIGTERM, SIGHUP), if one did.
     stopped_by: int | None = None
 
-    @property
-    def interrupted(self) -> bool:
-        return self.stopped_by is not None
-
 
 def run_scenario(
     path: str,
@@ -62,17 +58,16 @@ def run_scenario(
             hint="give a writable directory with --out",
         ) from None
     runs: list[RunResult] = []
-    stopped_by = None
     for variant in selected:
-        result = run_variant(
-            path, variant, name, out, timeout=timeout, dialect=dialect, progress=progress
+        runs.append(
+            run_variant(
+                path, variant, name, out, timeout=timeout, dialect=dialect, progress=progress
+            )
         )
-        runs.append(result)
-        if result.stopped_by is not None:
-            stopped_by = result.stopped_by
+        if runs[-1].stopped_by is not None:
             break  # the user or the CI job asked to stop: no further variant
     report = check_paths([str(r.log) for r in runs], Inputs())
-    return Outcome(report, runs, name, stopped_by)
+    return Outcome(report, runs, name, runs[-1].stopped_by if runs else None)
 
 
 def default_out_dir(scenario: Scenario) -> Path:

@@ -144,6 +144,11 @@ class Segment:
         return {s.window for s in self.summaries} | set(self.primary_blocks)
 
 
+def _rank_order(rank: int | None) -> int:
+    """Unranked output sorts first: it counts as the lowest rank."""
+    return -1 if rank is None else rank
+
+
 @dataclass
 class Evidence:
     """Everything attributed from one log."""
@@ -165,13 +170,16 @@ class Evidence:
     #: Summary line counts seen (3, 7 or 9) and whether blocks carried a window prefix.
     summary_formats: set[tuple[int, bool]] = field(default_factory=set)
 
+    def _last_run(self) -> list[Segment]:
+        return [s for s in self.segments if s.run == self.runs - 1]
+
     def ranks(self) -> list[int | None]:
         """The ranks the checks can read, lowest first: those with a KV cache manager at work in
         the last run (a rank-less Python line beside ranked C++ lines is not a rank of its own);
         when none was at work, every rank the last run shows."""
-        last = [s for s in self.segments if s.run == self.runs - 1]
+        last = self._last_run()
         ranks = {s.rank for s in last if s.used} or {s.rank for s in last}
-        return sorted(ranks, key=lambda r: -1 if r is None else r)
+        return sorted(ranks, key=_rank_order)
 
     def rank_segments(self, rank: int | None) -> list[Segment]:
         return [s for s in self.segments if s.rank == rank]
@@ -184,7 +192,7 @@ class Evidence:
     def final_segment_of(self, rank: int | None) -> Segment | None:
         """The last segment of ``rank`` in the last run that saw any activity; None when the
         last run's engine did nothing (an earlier run's manager never stands in for it)."""
-        active = [s for s in self.rank_segments(rank) if s.used and s.run == self.runs - 1]
+        active = [s for s in self._last_run() if s.rank == rank and s.used]
         return active[-1] if active else None
 
     @property
@@ -396,7 +404,7 @@ class Attributor:
         current = [s for s in self.ev.segments if s.run == self._run]
         working = [s for s in current if s.used] or current
         if working:
-            low = min((s.rank for s in working), key=lambda r: -1 if r is None else r)
+            low = min((s.rank for s in working), key=_rank_order)
             seg = [s for s in working if s.rank == low][-1]
         else:
             seg = self._new_segment(None, line)

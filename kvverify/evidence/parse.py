@@ -53,7 +53,9 @@ _MASK = (1 << _SHIFT) - 1
 #: Match functions of the parts, by a candidate's part number (the fast lookup uses the part's).
 _PART_MATCH = [part.pattern.match for part in p.ANCHORED_PARTS]
 _PART_MATCH += [_PART_MATCH[p.LOOKUP_PART]] * (prefilter.FAST_LOOKUP + 1 - len(_PART_MATCH))
-_OUTCOMES = p.LOOKUP_OUTCOMES
+#: A lookup's outcome as printed -> its counter's index in a run of lookups.
+_OUTCOMES = tuple((outcome, 3 + index) for outcome, index in p.LOOKUP_OUTCOMES)
+_OUTCOME_SLOT = dict(_OUTCOMES)
 
 #: ``id()`` of every pattern the scan uses -> its table (``match.lastindex`` -> kind, fields).
 _TABLES: dict[int, dict[int, tuple[str, p.Fields]]] = {
@@ -98,10 +100,7 @@ class Scanner:
         # and [line, rank, offloads, onboards].
         self._lookups: list[Any] | None = None
         self._copies: list[Any] | None = None
-        self._levels_todo: dict[Level, tuple[bytes, ...]] = {
-            "debug": p.DEBUG_TAGS,
-            "info": p.INFO_TAGS,
-        }
+        self._levels_todo: set[Level] = {"debug", "info"}
         self._long_lines = 0
         self._closed = False
         self._prefilter = prefilter.enabled() if use_prefilter is None else use_prefilter
@@ -174,11 +173,7 @@ class Scanner:
         else:
             anchored = p.ANCHORED.finditer(buf, 0, end)
             # Unprefixed bodies and tracebacks are rare.
-            extras = list(p.LINE_START.finditer(buf, 0, end))
-            if self._at_line_start:
-                first = p.FIRST_LINE.match(buf, 0, end)
-                if first is not None:
-                    extras.insert(0, first)
+            extras = [*self._first_line(buf, end), *p.LINE_START.finditer(buf, 0, end)]
         merged: Iterable[Match | tuple[int, Level]]
         if self._levels_todo:
             merged = list(anchored)
@@ -217,13 +212,14 @@ class Scanner:
     # Per line, as in the full search, a body at the start of the line wins over one after a
     # prefix, and the first body after a prefix wins; the tests compare both paths.
 
+    def _first_line(self, buf: bytes, end: int) -> list[Match]:
+        """A body at the very start of ``buf``, when that is the start of a line."""
+        first = p.FIRST_LINE.match(buf, 0, end) if self._at_line_start else None
+        return [] if first is None else [first]
+
     def _line_starts(self, buf: bytes, end: int, line_hits: list[int]) -> list[Match]:
         """The bodies at the start of a line (FIRST_LINE, LINE_START), in order."""
-        found: list[Match] = []
-        if self._at_line_start:
-            first = p.FIRST_LINE.match(buf, 0, end)
-            if first is not None:
-                found.append(first)
+        found = self._first_line(buf, end)
         taken_to = -1
         for to in line_hits:
             if to <= taken_to:
@@ -281,12 +277,12 @@ class Scanner:
                 handlers[kind](m, buf, line, fields)
                 continue
             at = a + lead
-            slot = -1
+            slot = 0
             for outcome, index in _OUTCOMES:
                 if buf.startswith(outcome, at):
                     slot = index
                     break
-            if slot < 0:
+            if not slot:
                 continue  # not a lookup line after all; a later body on the line may be one
             taken_to = find(b"\n", at, end)
             if taken_to < 0:
@@ -296,13 +292,10 @@ class Scanner:
                 line += count(b"\n", pos, a)
                 pos = a
                 rank, window = _lookup_key(buf, a)
-                run = self._lookups
-                if self._copies is not None or run is None or run[1] != rank or run[2] != window:
-                    self._flush()
-                    run = self._lookups = [line, rank, window, 0, 0, 0, 0]
+                run = self._lookup_run(line, rank, window)
                 # Without a window the rank came from the whole line: no key stands for it.
                 run_key = key if window is not None else None
-            run[3 + slot] += 1
+            run[slot] += 1
         self._line = line + count(b"\n", pos, end)
 
     def _find_levels(self, buf: bytes, end: int, matches: list[Match]) -> list[tuple[int, Level]]:
@@ -321,7 +314,7 @@ class Scanner:
             info = [i for i in (buf.find(t, 0, debug_at) for t in p.INFO_TAGS) if i >= 0]
             if info:
                 found.append((min(info), "info"))
-                del self._levels_todo["info"]
+                self._levels_todo.discard("info")
         if debug_at < end:
             found.append((debug_at, "debug"))
             self._levels_todo.clear()  # INFO matters only for a log without DEBUG
@@ -350,19 +343,16 @@ class Scanner:
             rank = _fast_rank(buf, start + 2) if "bare" in f else None
         else:  # found at the "]" of "BlockManager[windowSize=N]"
             rank, window = _lookup_key(buf, start)
-        outcome = m[f["outcome"]]
+        self._lookup_run(line, rank, window)[_OUTCOME_SLOT[m[f["outcome"]]]] += 1
+
+    def _lookup_run(self, line: int, rank: int | None, window: int | None) -> list[Any]:
+        """The run of lookup lines this line continues (same rank and window, nothing else in
+        between), or a new one starting at ``line``."""
         run = self._lookups
         if self._copies is not None or run is None or run[1] != rank or run[2] != window:
             self._flush()
             run = self._lookups = [line, rank, window, 0, 0, 0, 0]
-        if outcome == b"Matched full":
-            run[3] += 1
-        elif outcome == b"No match":
-            run[6] += 1
-        elif outcome == b"Copied partially":
-            run[5] += 1
-        else:  # "Reused partially" (V-mid25+), "Matched partially" (V-2024)
-            run[4] += 1
+        return run
 
     def _on_copy(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
         if self._lookups is not None:

@@ -55,6 +55,10 @@ def _expressions() -> list[tuple[bytes, int]]:
     return out + [(expr, -1) for expr in line_start]
 
 
+_EXPRESSIONS = _expressions()
+_CODES = [code for _, code in _EXPRESSIONS]
+
+
 @functools.cache
 def _database() -> Any:
     """The compiled Hyperscan database, or None when unavailable or turned off."""
@@ -64,7 +68,7 @@ def _database() -> Any:
         import hyperscan
     except ImportError:
         return None
-    expressions = [expr for expr, _ in _expressions()]
+    expressions = [expr for expr, _ in _EXPRESSIONS]
     try:
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         db.compile(
@@ -80,9 +84,6 @@ def _database() -> Any:
 def enabled() -> bool:
     """Whether the native prefilter is in use in this process."""
     return _database() is not None
-
-
-_CODES = [code for _, code in _expressions()]
 
 
 def candidates(buf: bytes, end: int) -> tuple[list[int], list[int]]:

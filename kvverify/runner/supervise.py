@@ -267,7 +267,7 @@ def _stop(proc: subprocess.Popen[bytes], log: _Log, first: signal.Signals = sign
             _read_available(proc, log, 0.05)
         if not _group_alive(proc):
             break
-    _read_available(proc, log, 0.0, until_eof=True)
+    _read_available(proc, log, GRACE_SECONDS)  # what a process outside the group still writes
 
 
 def _group_alive(proc: subprocess.Popen[bytes]) -> bool:
@@ -279,14 +279,12 @@ def _group_alive(proc: subprocess.Popen[bytes]) -> bool:
     return True
 
 
-def _read_available(
-    proc: subprocess.Popen[bytes], log: _Log, wait: float, *, until_eof: bool = False
-) -> None:
-    """Copy what is in the pipe to the log (waiting up to ``wait`` for something; with
-    ``until_eof``, until every writer has gone, at most :data:`GRACE_SECONDS`)."""
+def _read_available(proc: subprocess.Popen[bytes], log: _Log, seconds: float) -> None:
+    """Copy what the pipe holds to the log until every writer has gone, or for at most
+    ``seconds`` while it stays quiet."""
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
-    end = time.monotonic() + (GRACE_SECONDS if until_eof else wait)
+    end = time.monotonic() + seconds
     while True:
         ready, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
         if not ready:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from kvverify.evidence.events import SUMMARY_METRICS as _METRICS
 
@@ -304,28 +305,11 @@ class LogWriter:
         self.raw(self.dialect.banner.format(__version__=self.dialect.version))
 
     def construct(
-        self,
-        window: int,
-        primary: int,
-        secondary: int,
-        tokens_per_block: int,
-        *,
-        reuse: bool = True,
-        layers: int = 36,
-        kv_heads: int = 8,
-        max_seq_len: int = 256,
-        estimation: bool = False,
+        self, window: int, primary: int, secondary: int, tokens_per_block: int, **options: Any
     ) -> None:
-        """Lines printed when a KV cache manager with one attention window is built."""
-        self.construct_windows(
-            {window: (primary, secondary)},
-            tokens_per_block,
-            reuse=reuse,
-            layers=layers,
-            kv_heads=kv_heads,
-            max_seq_len=max_seq_len,
-            estimation=estimation,
-        )
+        """Lines printed when a KV cache manager with one attention window is built
+        (``options``: those of :meth:`construct_windows`)."""
+        self.construct_windows({window: (primary, secondary)}, tokens_per_block, **options)
 
     def construct_windows(
         self,
