@@ -20,21 +20,20 @@ def predict_scenario(
 
 
 def marker_for(variant: Variant, dialect: str = DEFAULT_DIALECT) -> dict[str, Any]:
-    """The prediction a run writes into its log (``ready`` marker), or why there is none."""
-    try:
-        p = predict(variant, dialect)
-    except KvverifyError as exc:
-        return {"error": exc.message}
-    out = p.marker()
-    out["approximate_tokens"] = p.approximate_tokens
-    out["match"] = [
+    """The prediction a run writes into its log (``ready`` marker), or why there is none;
+    with the comparisons the variant asks for either way, so that they are reported."""
+    match = [
         {
             "metrics": list(m.metrics) if m.metrics else list(DEFAULT_MATCH_METRICS),
             "tolerance": dict(m.tolerance),
         }
         for m in variant.match_predicted
     ]
-    return out
+    try:
+        p = predict(variant, dialect)
+    except KvverifyError as exc:
+        return {"error": exc.message, "match": match}
+    return {**p.marker(), "approximate_tokens": p.approximate_tokens, "match": match}
 
 
 def as_dict(p: Prediction) -> dict[str, Any]:

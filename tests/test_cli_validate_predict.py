@@ -48,3 +48,31 @@ def test_predict_in_an_older_era_stores_dummies(run: Run) -> None:
     r = run("predict", "--dialect", "2025mid", "--variant", "offload_on", "--format", "json")
     assert r.code == 0
     assert json.loads(r.out)["variants"][0]["dialect"] == "2025mid"
+
+
+def test_matches_predicted_without_a_prediction_is_not_analyzable(run: Run, tmp_path: Path) -> None:
+    # The model cannot predict an unknown model's pools: the comparison the scenario asks for
+    # must say so, never vanish and leave the other checks to pass.
+    text = (ROOT / "scenarios" / "abab.yaml").read_text()
+    text = text.replace("model: Qwen/Qwen3-8B", "model: acme/unknown-model")
+    text = text.replace(
+        "steps: [A, B, A, B]\n", "steps: [A, B, A, B]\nexpect: [{matches: predicted}]\n"
+    )
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(text)
+    log = ROOT / "golden_logs" / "abab-1.2-offload_on.log"
+    r = run(
+        "check",
+        "--format",
+        "json",
+        "--scenario",
+        str(scenario),
+        "--variant",
+        "offload_on",
+        str(log),
+    )
+    (report,) = json.loads(r.out)["logs"]
+    assert r.code == 2
+    (match,) = [c for c in report["checks"] if "matches predicted" in c["expression"]]
+    assert match["status"] == "not_analyzable"
+    assert "does not know the shape" in match["reason"]
