@@ -14,7 +14,7 @@ from kvverify.evidence.attribute import Evidence, Request, Segment, attribute
 from kvverify.evidence.events import Event
 from kvverify.evidence.parallel import events_of
 from kvverify.evidence.sources import LogSource
-from kvverify.expect import DEFAULT, Expectation, parse_all
+from kvverify.expect import DEFAULT, Expectation, Scope, parse_all
 from kvverify.observe import View, block_counts
 from kvverify.predict import compare
 from kvverify.result import (
@@ -133,14 +133,15 @@ def check_source(src: LogSource, inputs: Inputs) -> LogReport:
 def check_events(events: Iterable[Event], path: str, inputs: Inputs) -> LogReport:
     """Check one log given as its event stream (the pure core, used by tests)."""
     ev = attribute(events)
-    run = _last_run_marker(ev)
-    exit_marker = _exit_marker(ev)
+    markers = _markers_of_last_run(ev)
+    run = _last_run_marker(markers)
+    exit_marker = _exit_marker(markers)
     status = (exit_marker or {}).get("status")
     failed = exit_marker is not None and status != "ok"
     expectations = _expectations(inputs, run, path)
-    view = _view(ev, run, inputs)
+    view = _view(ev, run, inputs, markers)
     if failed:
-        view.run_failure = (str(status), _run_diagnosis(str(status), exit_marker or {}, ev))
+        view.run_failure = _run_diagnosis(str(status), exit_marker or {}, markers)
     checks = [_evaluate(exp, view) for exp in expectations]
     if not inputs.expectations:
         checks += _matches(
@@ -163,8 +164,8 @@ def check_events(events: Iterable[Event], path: str, inputs: Inputs) -> LogRepor
             diagnoses.append(diagnose.make(c.diagnosis, c.reason if c.observed is None else ""))
             codes.add(c.diagnosis)
     verdict = _verdict(checks, exit_marker)
-    if view.run_failure is not None:
-        run_diagnosis = view.run_failure[1]
+    run_diagnosis = view.run_failure
+    if run_diagnosis is not None:
         diagnoses = [run_diagnosis, *(d for d in diagnoses if d.code != run_diagnosis.code)]
     return LogReport(
         path=path,
@@ -191,9 +192,11 @@ _RUN_TITLES = {
 }
 
 
-def _run_diagnosis(status: str, exit_marker: dict[str, Any], ev: Evidence) -> Diagnosis:
+def _run_diagnosis(
+    status: str, exit_marker: dict[str, Any], markers: list[dict[str, Any]]
+) -> Diagnosis:
     """How the run ended, from the supervisor's ``exit`` marker and the worker's ``error``."""
-    errors = [m for m in _markers_of_last_run(ev) if m.get("t") == "error"]
+    errors = [m for m in markers if m.get("t") == "error"]
     detail = str(exit_marker.get("detail") or "")
     hint = "the log is kept and analysed as far as it goes; engine errors are listed below"
     if errors:
@@ -227,7 +230,7 @@ def _verdict(checks: list[Check], exit_marker: dict[str, Any] | None) -> Verdict
 
 
 def _evaluate(exp: Expectation, view: View) -> Check:
-    obs = view.request(exp) if exp.request_scope else view.engine(exp)
+    obs = view.observe(exp)
     if obs.value is None:
         return Check(
             expression=exp.text,
@@ -264,21 +267,12 @@ def _matches(predicted: dict[str, Any] | None, view: View) -> list[Check]:
         ]
 
     def observe(metric: str, step: int | None) -> float | None:
-        text = f"step[{step}].{metric} >= 0" if step is not None else f"{metric} >= 0"
-        (exp,) = parse_all([text], "scenario")
-        obs = view.request(exp) if exp.request_scope else view.engine(exp)
-        return obs.value
+        scopes = (Scope("step", step),) if step is not None else ()
+        return view.observe(Expectation(metric, scopes, metric, ">=", 0)).value
 
     out = []
     for spec in predicted["match"]:
-        tolerance = spec.get("tolerance") or {}
-        for metric, got, want, ok in compare(spec, predicted, observe):
-            tol = float(
-                tolerance.get(
-                    metric.split(".")[-1] if metric.startswith("step[") else metric,
-                    tolerance.get("steps." + metric.split(".")[-1], 0),
-                )
-            )
+        for metric, got, want, tol, ok in compare(spec, predicted, observe):
             where = f"the reference model predicts {fmt(want)}" + (f" ± {fmt(tol)}" if tol else "")
             if predicted.get("approximate_tokens"):
                 where += " (text prompts tokenized approximately)"
@@ -315,9 +309,8 @@ def _markers_of_last_run(ev: Evidence) -> list[dict[str, Any]]:
     return out
 
 
-def _last_run_marker(ev: Evidence) -> dict[str, Any] | None:
+def _last_run_marker(markers: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The last run's ``run`` marker, with what its ``ready`` marker added."""
-    markers = _markers_of_last_run(ev)
     if not markers or markers[0].get("t") != "run":
         return None
     info = dict(markers[0])
@@ -327,8 +320,8 @@ def _last_run_marker(ev: Evidence) -> dict[str, Any] | None:
     return info
 
 
-def _exit_marker(ev: Evidence) -> dict[str, Any] | None:
-    ends = [m for m in _markers_of_last_run(ev) if m.get("t") == "exit"]
+def _exit_marker(markers: list[dict[str, Any]]) -> dict[str, Any] | None:
+    ends = [m for m in markers if m.get("t") == "exit"]
     return ends[-1] if ends else None
 
 
@@ -347,9 +340,10 @@ def _expectations(inputs: Inputs, run: dict[str, Any] | None, path: str) -> list
     return parse_all(DEFAULT, "default")
 
 
-def _view(ev: Evidence, run: dict[str, Any] | None, inputs: Inputs) -> View:
+def _view(
+    ev: Evidence, run: dict[str, Any] | None, inputs: Inputs, markers: list[dict[str, Any]]
+) -> View:
     seg = ev.final_segment()
-    markers = _markers_of_last_run(ev)
     ends = {int(m["step"]): m for m in markers if m.get("t") == "step_end" and "step" in m}
     plan = inputs.steps
     if run is not None:

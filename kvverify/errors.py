@@ -3,6 +3,9 @@ turned into output and an exit code only at the CLI boundary (``kvverify.cli``).
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class KvverifyError(Exception):
     """Base of every error kvverify reports to a user. ``exit_code`` follows the one contract of
@@ -56,3 +59,9 @@ class EngineCrash(KvverifyError):
     """The engine crashed, hung or was interrupted."""
 
     exit_code = 3
+
+
+def did_you_mean(word: object, choices: Iterable[object]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -15,7 +15,6 @@ Examples: ``reused_blocks > 0``, ``cache_hit_rate >= 0.5``, ``step[3].reused_tok
 
 from __future__ import annotations
 
-import difflib
 import math
 import operator
 import re
@@ -23,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NoReturn
 
-from kvverify.errors import ExpressionError
+from kvverify.errors import ExpressionError, did_you_mean
 from kvverify.metrics import ENGINE_METRICS, REQUEST_METRICS, SCOPES
 
 OPS: dict[str, Callable[[float, float], bool]] = {
@@ -89,11 +88,6 @@ class Expectation:
         return self.text
 
 
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 class _Parser:
     def __init__(self, text: str, source: str) -> None:
         self.text = text
@@ -141,7 +135,7 @@ class _Parser:
             nxt = self.peek()
             if nxt is not None and nxt[1] == "[":
                 if name not in SCOPES:
-                    self.fail(f"unknown scope {name!r}{_suggest(name, SCOPES)}", col)
+                    self.fail(f"unknown scope {name!r}{did_you_mean(name, SCOPES)}", col)
                 self.i += 1
                 _, num, ncol = self.take("num", "an integer index")
                 if not re.fullmatch(r"\d+", num):
@@ -168,7 +162,7 @@ class _Parser:
         catalog = REQUEST_METRICS if "request" in families else ENGINE_METRICS
         if metric not in catalog:
             other = ENGINE_METRICS if catalog is REQUEST_METRICS else REQUEST_METRICS
-            hint = _suggest(metric, catalog)
+            hint = did_you_mean(metric, catalog)
             if not hint and metric in other:
                 hint = (
                     " (it is a per-request metric: scope it, e.g. step[1]." + metric + ")"
@@ -198,7 +192,7 @@ def parse(text: str, source: str = "cli") -> list[Expectation]:
         return [_Parser(t, source).parse() for t in PRESETS[stripped]]
     if re.fullmatch(r"[a-z]+(-[a-z]+)+", stripped):  # a preset's shape: no-reus, no-ofload
         raise ExpressionError(
-            f"unknown preset {stripped!r}{_suggest(stripped, PRESETS)}",
+            f"unknown preset {stripped!r}{did_you_mean(stripped, PRESETS)}",
             where=f"expectation {stripped!r}",
             hint="presets: " + ", ".join(PRESETS),
         )

@@ -8,7 +8,8 @@ version) and ``t`` (type):
                 (``trtllm``/``sim``), expect (expectations as written), steps (count)
 ``engine``      the engine's package is loaded: engine_version
 ``ready``       the engine is built: dialect (sim), max_batch_size, prompt_lengths (per step),
-                approximate_tokens, tokenizer, predicted (reference-model numbers)
+                approximate_tokens, tokenizer, predicted (reference-model numbers, when the
+                scenario has a {matches: predicted} expectation)
 ``step_begin``  step (from 1), prompt
 ``step_end``    step, prompt, request_id (``RequestOutput.request_id``), prompt_len, output_len,
                 cached_tokens, first_token_ms, latency_ms, kv (per-request KV-cache metrics)

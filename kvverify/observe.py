@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from kvverify.evidence.attribute import Evidence, Request, Segment, SummaryBlock
 from kvverify.expect import Expectation, Scope
+from kvverify.result import Diagnosis
 
 #: Summary metrics that are counts (summed over windows); the others are ratios.
 _COUNTS = (
@@ -50,10 +50,14 @@ class View:
     step_markers: dict[int, dict[str, float]] | None = None
     #: offloads, onboards and where they come from: kvverify's own markers (final run)
     marker_offloads: tuple[int, int, str] | None = None
-    #: how a run ended that did not end well (status, its diagnosis), from its markers
-    run_failure: tuple[str, Any] | None = None
+    #: how a run ended that did not end well, from its markers
+    run_failure: Diagnosis | None = None
     #: warm-up dummies are known (max_batch_size from a scenario or the run's markers)
     dummies_known: bool = False
+
+    def observe(self, exp: Expectation) -> Observation:
+        """What the log says of ``exp``'s metric, in its scope."""
+        return self.request(exp) if exp.request_scope else self.engine(exp)
 
     # -- engine metrics ------------------------------------------------------------------------
 
@@ -126,11 +130,11 @@ class View:
 
     def _no_engine(self) -> Observation:
         ev = self.ev
-        if self.run_failure is not None:
-            status, diagnosis = self.run_failure
+        diagnosis = self.run_failure
+        if diagnosis is not None:
             detail = f": {diagnosis.detail}" if diagnosis.detail else ""
             return _missing(
-                f"{diagnosis.title} before it printed any KV-cache line{detail}", f"run-{status}"
+                f"{diagnosis.title} before it printed any KV-cache line{detail}", diagnosis.code
             )
         if ev.shape is not None and ev.shape.lines == 0:
             return _missing("the log is empty", "empty-log")

@@ -99,12 +99,13 @@ def assumptions(p: Prediction) -> list[str]:
     return out
 
 
-def compare(
-    spec: dict[str, Any], predicted: dict[str, Any], observe: Any
-) -> list[tuple[str, float | None, float | None, bool | None]]:
-    """``[(metric, observed, predicted, ok)]`` for one ``matches: predicted`` expectation;
-    ``observe(metric, step)`` returns the observed value or None."""
-    out: list[tuple[str, float | None, float | None, bool | None]] = []
+Comparison = tuple[str, float | None, float | None, float, bool | None]
+
+
+def compare(spec: dict[str, Any], predicted: dict[str, Any], observe: Any) -> list[Comparison]:
+    """``[(metric, observed, predicted, tolerance, ok)]`` for one ``matches: predicted``
+    expectation; ``observe(metric, step)`` returns the observed value or None."""
+    out: list[Comparison] = []
     tolerance = spec.get("tolerance") or {}
     for metric in spec.get("metrics") or DEFAULT_MATCH_METRICS:
         tol = float(tolerance.get(metric, 0))
@@ -116,10 +117,10 @@ def compare(
                 want = values.get(name)
                 got = observe(name, int(step))
                 ok = None if got is None or want is None else abs(got - want) <= tol
-                out.append((f"step[{step}].{name}", got, want, ok))
+                out.append((f"step[{step}].{name}", got, want, tol, ok))
         else:
             want = predicted.get("summary", {}).get(metric)
             got = observe(metric, None)
             ok = None if got is None or want is None else abs(got - want) <= tol
-            out.append((metric, got, want, ok))
+            out.append((metric, got, want, tol, ok))
     return out

@@ -7,7 +7,6 @@ path and, for an unknown key, a did-you-mean. Only safe YAML is read.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import random
 import re
@@ -29,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from kvverify.errors import KvverifyError, ScenarioError
+from kvverify.errors import KvverifyError, ScenarioError, did_you_mean
 from kvverify.expect import Expectation, parse
 from kvverify.metrics import MATCHABLE
 
@@ -301,7 +300,7 @@ class ExpectSpec(_Strict):
             if m not in MATCHABLE:
                 raise ValueError(
                     f"cannot compare {m!r} with the model"
-                    f"{_did_you_mean(m, MATCHABLE)}; one of: {', '.join(MATCHABLE)}"
+                    f"{did_you_mean(m, MATCHABLE)}; one of: {', '.join(MATCHABLE)}"
                 )
         return self
 
@@ -443,7 +442,7 @@ class Scenario:
         for n in names:
             if n not in self.variants:
                 raise KvverifyError(
-                    f"no variant {n!r}{_did_you_mean(n, self.variants)}",
+                    f"no variant {n!r}{did_you_mean(n, self.variants)}",
                     where=self.path,
                     hint="variants: " + ", ".join(self.variants),
                 )
@@ -523,11 +522,6 @@ def _dotted(loc: Loc) -> str:
     return out or "(top level)"
 
 
-def _did_you_mean(word: str | int, choices: Any) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 #: Parts of pydantic's error locations that name a union member, not a key.
 _UNION_TAGS = {
     "str",
@@ -590,7 +584,7 @@ def _messages(exc: ValidationError, doc: _Located, prefer: Loc | None = None) ->
         if kind == "extra_forbidden":
             model = _model_at(loc[:-1])
             fields = model.model_fields if model is not None else {}
-            msg = f"unknown key{_did_you_mean(loc[-1], fields)}"
+            msg = f"unknown key{did_you_mean(loc[-1], fields)}"
             where = doc.at(full, key=True)
         else:
             msg = err["msg"].removeprefix("Value error, ")
@@ -753,7 +747,7 @@ def _resolve(
         if used not in resolved.prompts:
             problems.append(
                 f"{doc.at(step_loc)}: {_dotted(step_loc)}: no prompt named {used!r}"
-                f"{_did_you_mean(used, resolved.prompts)}"
+                f"{did_you_mean(used, resolved.prompts)}"
             )
     return Variant(
         scenario=spec.name,

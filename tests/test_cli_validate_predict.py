@@ -76,3 +76,21 @@ def test_matches_predicted_without_a_prediction_is_not_analyzable(run: Run, tmp_
     (match,) = [c for c in report["checks"] if "matches predicted" in c["expression"]]
     assert match["status"] == "not_analyzable"
     assert "does not know the shape" in match["reason"]
+
+
+def test_a_model_run_matches_its_prediction(run: Run, tmp_path: Path) -> None:
+    text = (ROOT / "scenarios" / "abab.yaml").read_text()
+    text = text.replace(
+        "steps: [A, B, A, B]\n", "steps: [A, B, A, B]\nexpect: [{matches: predicted}]\n"
+    )
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(text)
+    r = run("run", str(scenario), "--engine", "sim", "--out", str(tmp_path), "--format", "json")
+    assert r.code == 0, r.out
+    for log in json.loads(r.out)["logs"]:
+        matched = [c for c in log["checks"] if c["expression"].endswith("matches predicted")]
+        assert matched
+        assert {c["status"] for c in matched} == {"pass"}
+    again = run("check", str(tmp_path / "offload_on.log"))  # the prediction travels in the log
+    assert again.code == 0
+    assert "matches predicted" in again.out

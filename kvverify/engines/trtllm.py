@@ -11,14 +11,13 @@ This module was written against the source and tested through a stand-in package
 
 from __future__ import annotations
 
-import difflib
 import gc
 import time
 from datetime import timedelta
 from typing import Any
 
 from kvverify.engines.base import EngineName, StepOutcome
-from kvverify.errors import EngineError
+from kvverify.errors import EngineError, did_you_mean
 from kvverify.scenario import Step, Variant
 
 INSTALL_HINT = (
@@ -52,10 +51,9 @@ def _unknown(
     out = []
     for key in given:
         if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             out.append(
-                f"{where}.{key}: {kind} of TensorRT-LLM {version} has no such argument{hint}"
+                f"{where}.{key}: {kind} of TensorRT-LLM {version} has no such argument"
+                + did_you_mean(key, sorted(known))
             )
     return out
 

@@ -63,11 +63,9 @@ def run(
     emit("engine", engine_version=engine.version())
     engine.start(variant)
     info = engine.run_info()
-    emit(
-        "ready",
-        **info,
-        predicted=predict.marker_for(variant, info.get("dialect") or DEFAULT_DIALECT),
-    )
+    if variant.match_predicted:  # only a {matches: predicted} expectation reads it
+        info["predicted"] = predict.marker_for(variant, info.get("dialect") or DEFAULT_DIALECT)
+    emit("ready", **info)
     for step in variant.steps:
         emit("step_begin", step=step.index, prompt=step.prompt)
         outcome = engine.step(step)
