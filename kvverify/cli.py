@@ -30,6 +30,7 @@ from kvverify.engines.sim.dialects import DEFAULT_DIALECT, DIALECTS
 from kvverify.errors import KvverifyError
 from kvverify.evidence.parallel import default_jobs
 from kvverify.expect import parse_all
+from kvverify.metrics import hit_rate
 from kvverify.predict import as_dict, predict_scenario
 from kvverify.predict import marker_for as predict_marker
 from kvverify.report import table as report_table
@@ -467,7 +468,7 @@ def render_predictions(path: str, predictions: list[dict[str, Any]]) -> str:
         out.extend(report_table(rows, cols))
         sm = p["summary"]
         reused, missed = sm["reused_blocks"], sm["missed_blocks"]
-        hit = reused / (reused + missed) if reused else 0.0
+        hit = hit_rate(reused, missed)
         out.append(
             f"    summary: reused blocks {reused}, missed blocks {missed}, cache hit rate "
             f"{hit:.2f}, reused tokens {sm['reused_tokens']}, offloaded "

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kvverify import markers
-from kvverify.check import Inputs, check_events
-from kvverify.engines.sim.dialects import DIALECTS, LogWriter
+from kvverify.check import Inputs, check_events, report
+from kvverify.engines.sim.dialects import DIALECTS, RESOLVED_V2, TOKENS_PER_BLOCK, LogWriter
 from kvverify.engines.sim.engine import SimEngine
 from kvverify.engines.sim.simulate import Simulation
 from kvverify.evidence.parse import parse_bytes
@@ -89,8 +89,8 @@ def _v2() -> str:
     w = LogWriter(DIALECTS["2026"], lines.append, rank=0)
     w.banner()
     w.python("I", "Using LLM with PyTorch backend")
-    w.python("I", "Resolved use_kv_cache_manager_v2='auto' to %s for %s True LlamaForCausalLM")
-    w.line("INFO", "Number of tokens per block: %d.", 32)
+    w.python("I", RESOLVED_V2 + " True LlamaForCausalLM")
+    w.line("INFO", TOKENS_PER_BLOCK, 32)
     w.module = "runtime"
     w.line("INFO", "Set logger level to %s", "DEBUG")
     w.line("DEBUG", "Allocated %d bytes for the KV cache pool", 1 << 30)
@@ -102,7 +102,7 @@ def _info_level() -> str:
     w = LogWriter(DIALECTS["1.2"], lines.append)
     w.banner()
     w.python("I", "Using LLM with PyTorch backend")
-    w.line("INFO", "Number of tokens per block: %d.", 16)
+    w.line("INFO", TOKENS_PER_BLOCK, 16)
     w.line("INFO", DIALECTS["1.2"].max_blocks, 16, 256, 16, 16, 455, 256)
     lines.append("--- First Round ---\n")
     return "".join(lines)
@@ -167,8 +167,6 @@ def files() -> dict[str, Callable[[], str]]:
 def expected_json(name: str, text: str) -> str:
     """The JSON ``kvverify check --format json golden_logs/<name>`` must print."""
     log = check_events(parse_bytes(text.encode()), f"golden_logs/{name}", Inputs())
-    from kvverify.check import report
-
     result: CheckReport = report([log])
     data = json.loads(to_json(result))
     data["kvverify_version"] = "(any)"

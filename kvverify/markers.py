@@ -24,6 +24,7 @@ version) and ``t`` (type):
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 PREFIX = "[kvverify] "
@@ -34,3 +35,10 @@ def line(kind: str, **fields: Any) -> str:
     """One marker line, newline included. Leads with a newline-free JSON object."""
     payload = json.dumps({"v": VERSION, "t": kind, **fields}, separators=(",", ":"), default=str)
     return PREFIX + payload + "\n"
+
+
+def write_out(data: bytes) -> None:
+    """All of ``data`` to file descriptor 1 itself, where TensorRT-LLM's C++ logger writes, so
+    that kvverify's lines and the engine's stay in order (``sys.stdout`` buffers)."""
+    while data:
+        data = data[os.write(1, data) :]

@@ -12,6 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+
+def hit_rate(reused: float, missed: float) -> float:
+    """The cache hit rate as TensorRT-LLM computes it: reused / (reused + missed), and 0 when
+    nothing was reused."""
+    return 0.0 if reused == 0 else reused / (reused + missed)
+
+
 Family = Literal["engine", "request"]
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from kvverify.evidence.attribute import Evidence, Request, Segment, SummaryBlock
 from kvverify.expect import Expectation, Scope
+from kvverify.metrics import hit_rate
 from kvverify.result import Diagnosis
 
 #: Summary metrics that are counts (summed over windows); the others are ratios.
@@ -187,8 +188,7 @@ class View:
         if metric == "cache_hit_rate" and all("missed_blocks" in b.values for b in blocks):
             reused = sum(b.values["reused_blocks"] for b in blocks)
             missed = sum(b.values["missed_blocks"] for b in blocks)
-            value = 0.0 if reused == 0 else reused / (reused + missed)
-            return Observation(value, where, line=first)
+            return Observation(hit_rate(reused, missed), where, line=first)
         return _missing(
             f"{metric} cannot be combined over windows; scope it, e.g. "
             f"window[{blocks[0].window}].{metric}",
@@ -299,8 +299,7 @@ class View:
             reused, missed = counts["reused_blocks"], counts["missed_blocks"]
             if reused is None or missed is None:
                 return _missing("block counts unknown for this request", None, req.line)
-            rate = 0.0 if reused == 0 else reused / (reused + missed)
-            return Observation(rate, where, line=req.line)
+            return Observation(hit_rate(reused, missed), where, line=req.line)
         if metric == "onboarded_blocks":
             if req.onboard_copies is None:
                 return _missing(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from kvverify.errors import EngineError
@@ -32,7 +32,6 @@ class StepOutcome:
     latency_ms: float | None = None
     #: per-request KV-cache metrics (num_reused_blocks, ...), when the engine reports them
     kv: dict[str, float] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Engine(Protocol):

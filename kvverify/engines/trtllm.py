@@ -65,7 +65,6 @@ class TrtllmEngine:
         self._tllm = _import()
         self._llm: Any = None
         self._sampling: Any = None
-        self._retention: Any = None
         self._events_enabled = False
         self._variant: Variant | None = None
 

@@ -16,6 +16,7 @@ import itertools
 import os
 import sys
 import types
+import typing
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -29,25 +30,8 @@ from kvverify.evidence.sources import CHUNK, LogSource, is_compressed
 #: Bytes per piece a worker scans.
 PIECE = 64 << 20
 
-_CLASSES: list[type[Any]] = [
-    ev.SummaryLine,
-    ev.AddSequence,
-    ev.BlockLookups,
-    ev.BlockCopies,
-    ev.ReleaseBlocks,
-    ev.PrepopulatedLength,
-    ev.ReuseSetting,
-    ev.TokensPerBlock,
-    ev.PoolSize,
-    ev.ManagerV2,
-    ev.IterationStats,
-    ev.CacheLevelEvents,
-    ev.ErrorLine,
-    ev.Banner,
-    ev.Marker,
-    ev.LevelSeen,
-    ev.LogShape,
-]
+#: Every event class, in a fixed order: a class travels as its index.
+_CLASSES: list[type[Any]] = list(typing.get_args(ev.Event))
 _INDEX = {cls: i for i, cls in enumerate(_CLASSES)}
 _FIELDS = [tuple(f.name for f in dataclasses.fields(cls)) for cls in _CLASSES]
 
@@ -110,9 +94,11 @@ def _scan_piece(path: str, start: int, end: int) -> list[tuple[Any, ...]]:
             left -= len(data)
             out += scanner.feed(data)
     out += scanner.close()
-    return [
-        (_INDEX[type(e)], *(getattr(e, name) for name in _FIELDS[_INDEX[type(e)]])) for e in out
-    ]
+    rows = []
+    for e in out:
+        index = _INDEX[type(e)]
+        rows.append((index, *(getattr(e, name) for name in _FIELDS[index])))
+    return rows
 
 
 @contextlib.contextmanager

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -28,10 +27,8 @@ from kvverify.scenario import load
 def emit(kind: str, **fields: Any) -> None:
     """A marker line, written straight to fd 1 so it stays in order with the engine's lines
     (which TensorRT-LLM's C++ logger writes to fd 1 too)."""
-    data = markers.line(kind, **fields).encode()
     sys.stdout.flush()
-    while data:
-        data = data[os.write(1, data) :]
+    markers.write_out(markers.line(kind, **fields).encode())
 
 
 Emit = Callable[..., None]
@@ -80,7 +77,6 @@ def run(
             first_token_ms=outcome.first_token_ms,
             latency_ms=outcome.latency_ms,
             kv=outcome.kv,
-            **outcome.extra,
         )
     stats = engine.stats()
     if stats:

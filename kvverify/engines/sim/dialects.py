@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from kvverify.evidence.events import SUMMARY_METRICS as _METRICS
+from kvverify.evidence.events import SUMMARY_METRICS
+from kvverify.metrics import hit_rate
 
 Level = str  # "DEBUG" | "INFO" | "WARNING" | "ERROR"
 
@@ -74,8 +75,6 @@ SUMMARY_9 = (
     "%s - reused tokens:                       %.0f ",
     "%s - reused tokens percentage (%%):        %.2f ",
 )
-#: Metric of each summary line, in order (the 3-line variant prints the 1st, 2nd and 4th).
-SUMMARY_METRICS = _METRICS
 
 # -- §2.2 per request ----------------------------------------------------------------------------
 ADD_SEQUENCE = "addSequence: Request %lu, inputLength %d, prepopulatedPromptLen %d"
@@ -109,7 +108,6 @@ LOOKUPS_2026 = {
     "matched": "%s::loadOrAllocateBlocks for request %lu - Matched full block %d",
     "missed": "%s::loadOrAllocateBlocks - No match, allocated new block %d for sequence %lu",
 }
-MISSING_SEQUENCE = "[kv cache manager] storeContextBlocks: Can not find sequence for request %lu"
 
 # -- §2.3 capacity -------------------------------------------------------------------------------
 TOKENS_PER_BLOCK = "Number of tokens per block: %d."
@@ -154,6 +152,10 @@ class Dialect:
     #: The PyTorch resource manager's own pool lines (§2.3, 2026): "[KVCacheManager]
     #: blocks_per_window: {...}", after "[kv cache manager] ... for estimation dry run".
     python_pools: bool = False
+    #: Iteration stats carry ``kvCacheIterationStats`` (per-iteration offloads, onboards).
+    iteration_stats: bool = False
+    #: The primary pool is ``max_tokens // tokens_per_block`` blocks (else rounded up).
+    floor_capacity: bool = False
 
     @property
     def summary_metrics(self) -> tuple[str, ...]:
@@ -256,6 +258,8 @@ DIALECTS: dict[str, Dialect] = {
             copies=True,
             get_free_block=True,
             python_pools=True,
+            iteration_stats=True,
+            floor_capacity=True,
         ),
     )
 }
@@ -427,7 +431,7 @@ class LogWriter:
             "reused_unique_blocks_percent": 0.0
             if unique == 0 or total == 0
             else unique / new * 100,
-            "cache_hit_rate": 0.0 if reused == 0 else reused / (reused + missed),
+            "cache_hit_rate": hit_rate(reused, missed),
             "reused_tokens": float(c["reused_tokens"]),
             "reused_tokens_percent": 100.0 * c["reused_tokens"] / c["input_tokens"]
             if c["input_tokens"]
@@ -438,9 +442,6 @@ class LogWriter:
             if fmt.startswith("%s"):
                 args = (self.manager(window), *args)
             self.line("DEBUG", fmt, *args)
-
-    def missing_sequence(self, request: int) -> None:
-        self.line("WARNING", MISSING_SEQUENCE, request)
 
     def error(self, text: str) -> None:
         self.out(self._prefix("ERROR") + text + "\n")

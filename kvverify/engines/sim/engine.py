@@ -3,22 +3,20 @@ TensorRT-LLM would print, in a chosen format era, to file descriptor 1."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
-from kvverify import __version__
+from kvverify import __version__, markers
 from kvverify.engines.base import EngineName, StepOutcome
 from kvverify.engines.sim.dialects import DEFAULT_DIALECT, DIALECTS, LogWriter
 from kvverify.engines.sim.simulate import Simulation
 from kvverify.errors import EngineError
+from kvverify.metrics import hit_rate
 from kvverify.scenario import Step, Variant
 
 
 def _write(text: str) -> None:
-    data = text.encode()
-    while data:
-        data = data[os.write(1, data) :]
+    markers.write_out(text.encode())
 
 
 class SimEngine:
@@ -57,11 +55,7 @@ class SimEngine:
         assert self.sim is not None
         r = self.sim.step(step)
         look = r.lookup
-        hit = (
-            look.reused_blocks / (look.reused_blocks + look.missed_blocks)
-            if (look.reused_blocks)
-            else 0.0
-        )
+        hit = hit_rate(look.reused_blocks, look.missed_blocks)
         self._iteration(r.step)
         return StepOutcome(
             request_id=r.step + 1,  # RequestOutput.request_id: client ids from 2 (§9.3)
@@ -95,12 +89,10 @@ class SimEngine:
                 "allocNewBlocks": c.allocated_new_blocks,
                 "reusedBlocks": c.reused_blocks,
                 "missedBlocks": c.missed_blocks,
-                "cacheHitRate": c.reused_blocks / (c.reused_blocks + c.missed_blocks)
-                if c.reused_blocks
-                else 0.0,
+                "cacheHitRate": hit_rate(c.reused_blocks, c.missed_blocks),
             },
         }
-        if self.dialect == "2026":
+        if DIALECTS[self.dialect].iteration_stats:
             now = {"off": c.offloaded_blocks, "on": c.onboarded_blocks}
             stat["kvCacheIterationStats"] = {
                 str(self.sim.cap.window): {

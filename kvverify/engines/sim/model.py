@@ -167,7 +167,6 @@ class BlockManager:
         self._free_count = [primary, secondary]
         self._sequences: dict[int, _Sequence] = {}
         self._current: Lookup | None = None
-        self._next_event_hash = 0
 
     # -- eviction policy ---------------------------------------------------------------------------
 
@@ -314,12 +313,20 @@ class BlockManager:
     def keys(self, tokens: list[int]) -> list[Key]:
         """§6.1: blocks of the first L-1 tokens (the last may be partial), plus an empty key if
         the last token is alone in its block; as many keys as context blocks, ceil(L/tpb)."""
-        n = len(tokens)
-        usable = tokens[: n - 1]
-        keys = [tuple(usable[i : i + self.tpb]) for i in range(0, len(usable), self.tpb)]
-        if n % self.tpb == 1:
+        keys = self._usable_blocks(tokens)
+        if len(tokens) % self.tpb == 1:
             keys.append(())
         return keys
+
+    def _usable_blocks(self, tokens: list[int]) -> list[Key]:
+        """``chopVectorIntoBlocks(tokens, L - 1, tpb, allowPartial=true)``: the first L-1 tokens
+        (the last one's KV state is not written yet) in blocks, the last possibly partial."""
+        usable = tokens[: len(tokens) - 1]
+        return [tuple(usable[i : i + self.tpb]) for i in range(0, len(usable), self.tpb)]
+
+    def _stores(self, seq: _Sequence) -> bool:
+        """Whether a sequence's blocks go into the tree: reuse on, and not a dummy (from 1.2)."""
+        return self.enable_reuse and not (seq.dummy and not self.store_dummies)
 
     def add_sequence(
         self,
@@ -388,13 +395,9 @@ class BlockManager:
         """``storeContextBlocks`` (§6.3): full blocks of the first L-1 prompt tokens. Dummies
         are skipped from 1.2 on."""
         seq = self._sequences[request_id]
-        if not self.enable_reuse or (seq.dummy and not self.store_dummies):
+        if not self._stores(seq):
             return 0
-        usable = seq.tokens[: len(seq.tokens) - 1]
-        full = len(usable) // self.tpb
-        return self._store(
-            seq, [tuple(usable[i * self.tpb : (i + 1) * self.tpb]) for i in range(full)]
-        )
+        return self._store(seq, [k for k in self._usable_blocks(seq.tokens) if len(k) == self.tpb])
 
     def add_token(self, request_id: int, token: int) -> None:
         """A generated token: a new block when the last one is full (``allocateBlock``)."""
@@ -410,10 +413,8 @@ class BlockManager:
         (a key the tree already holds counts nothing)."""
         seq = self._sequences.pop(request_id)
         stored = 0
-        if self.enable_reuse and not (seq.dummy and not self.store_dummies):
-            usable = seq.tokens[: len(seq.tokens) - 1]
-            keys = [tuple(usable[i : i + self.tpb]) for i in range(0, len(usable), self.tpb)]
-            stored = self._store(seq, keys)
+        if self._stores(seq):
+            stored = self._store(seq, self._usable_blocks(seq.tokens))
         for block in reversed(seq.blocks):
             block.refs -= 1
             if block.refs == 0:

@@ -67,8 +67,6 @@ class Prediction:
     tokenizer: str
     steps: list[StepResult] = field(default_factory=list)
     summary: dict[str, float] = field(default_factory=dict)
-    estimation_summary: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
 
     def marker(self) -> dict[str, Any]:
         """The compact form written into run logs (``matches: predicted``)."""
@@ -112,7 +110,7 @@ def capacity(variant: Variant, dialect: Dialect, shape: Shape) -> Capacity:
         if (kv.free_gpu_memory_fraction is not None)
         else kv.max_tokens
     )
-    primary = max_tokens // tpb if dialect.name == "2026" else math.ceil(max_tokens / tpb)
+    primary = max_tokens // tpb if dialect.floor_capacity else math.ceil(max_tokens / tpb)
     secondary = int((int(kv.host_cache_size or 0) // bpt) // tpb)
     max_seq = variant.engine.max_seq_len or DEFAULT_MAX_SEQ_LEN
     window = min(max_seq, primary * tpb)
@@ -266,7 +264,7 @@ class Simulation:
             self.cap.primary_blocks, self.cap.secondary_blocks, final=True
         )
         # The estimation manager is destroyed by the garbage collector: its summary comes now.
-        self.prediction.estimation_summary = self._summarize(self._estimation)
+        self._summarize(self._estimation)
         # Warm-up: a context dummy and a generation dummy (ids below max_batch_size).
         self._request(self.manager, 0, [1] * dummy_len, 1, dummy=True)
         self._request(self.manager, 0, [1], 1, dummy=True)
@@ -310,7 +308,6 @@ class _WriterListener:
         self.w = writer
         self.window = window
         self.events = events
-        self._next_id = 1  # event 0 is "created"
 
     def free_block(self, block: int, sequence: int) -> None:
         self.w.free_block(block, sequence, self.window)
