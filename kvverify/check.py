@@ -493,9 +493,6 @@ def _summaries(ev: Evidence) -> list[SummaryReport]:
                 x = values.get(key)
                 return None if x is None else int(x)
 
-            def ratio(key: str, values: dict[str, float] = v) -> float | None:
-                return values.get(key)
-
             out.append(
                 SummaryReport(
                     line=b.line,
@@ -509,10 +506,10 @@ def _summaries(ev: Evidence) -> list[SummaryReport]:
                     missed_blocks=num("missed_blocks"),
                     reused_blocks=num("reused_blocks"),
                     reused_unique_blocks=num("reused_unique_blocks"),
-                    reused_unique_blocks_percent=ratio("reused_unique_blocks_percent"),
-                    cache_hit_rate=ratio("cache_hit_rate"),
+                    reused_unique_blocks_percent=v.get("reused_unique_blocks_percent"),
+                    cache_hit_rate=v.get("cache_hit_rate"),
                     reused_tokens=num("reused_tokens"),
-                    reused_tokens_percent=ratio("reused_tokens_percent"),
+                    reused_tokens_percent=v.get("reused_tokens_percent"),
                 )
             )
     out.sort(key=lambda s: s.line)
