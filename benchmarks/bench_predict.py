@@ -34,9 +34,7 @@ def main() -> int:
     t0 = time.perf_counter()
     for rid, prompt in enumerate(prompts):
         m.add_sequence(rid, prompt)
-        m.store_context(rid)
-        for i in range(64):
-            m.add_token(rid, 7 + i)
+        m.generate(rid, [7 + i for i in range(64)])
         m.release(rid)
         tokens += len(prompt)
     seconds = time.perf_counter() - t0

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kvverify.evidence.attribute import Evidence, Request, Segment
+from kvverify.evidence.attribute import Segment
+from kvverify.evidence.facts import Facts
 from kvverify.observe import block_counts
 from kvverify.result import Check, Diagnosis, Severity
+from kvverify.text import clean
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,18 @@ CATALOG: dict[str, Cause] = {
         "kvverify[tokenizer] with the model's tokenizer.json available locally, or use token-id "
         "prompts (tokens, synthetic) for exact numbers",
     ),
+    "engine-api-error": Cause(
+        "error",
+        "an engine API kvverify reads evidence from failed",
+        "after a TensorRT-LLM upgrade this is API drift: read the error, and check the API "
+        "(LLM.get_stats, LLM.get_kv_cache_events) in the installed version's llm.py",
+    ),
+    "model-evidence": Cause(
+        "warning",
+        "the evidence comes from kvverify's reference model, not from TensorRT-LLM",
+        "the model predicts what TensorRT-LLM should do; to gate a TensorRT-LLM release, run "
+        "on a GPU host with --engine trtllm",
+    ),
     "no-run-markers": Cause(
         "error",
         "this metric is recorded by kvverify run only",
@@ -194,17 +208,16 @@ def make(code: str, detail: str = "", line: int | None = None) -> Diagnosis:
     )
 
 
-def _real(seg: Segment) -> list[Request]:
-    return [r for r in seg.requests if not r.dummy]
-
-
-def diagnose_log(ev: Evidence, *, engine_started: bool = True) -> list[Diagnosis]:
+def diagnose_log(facts: Facts, *, engine_started: bool = True) -> list[Diagnosis]:
     """What is worth knowing about a log whatever the checks say. ``engine_started``: False
     when a run ended before its engine printed anything (then a missing level says nothing)."""
+    ev = facts.ev
     out: list[Diagnosis] = []
     shape = ev.shape
     if shape is not None and shape.lines == 0:
         return [make("empty-log")]
+    if facts.record.model is not None:
+        out.append(make("model-evidence", _model_detail(facts)))
     if ev.error_count:
         real = [e for e in ev.errors if e.kind != "missing-sequence"]
         if real:
@@ -213,7 +226,8 @@ def diagnose_log(ev: Evidence, *, engine_started: bool = True) -> list[Diagnosis
             out.append(
                 make(
                     "engine-errors",
-                    f"line {first.line}: {first.text}" + (f" (+{more} more)" if more > 0 else ""),
+                    f"line {first.line}: {clean(first.text)}"
+                    + (f" (+{more} more)" if more > 0 else ""),
                     first.line,
                 )
             )
@@ -222,20 +236,30 @@ def diagnose_log(ev: Evidence, *, engine_started: bool = True) -> list[Diagnosis
             out.append(
                 make(
                     "missing-sequence",
-                    f"{len(missing)} warning(s), first: {missing[0].text}",
+                    f"{len(missing)} warning(s), first: {clean(missing[0].text)}",
                     missing[0].line,
                 )
             )
+    for failure in facts.record.api_failures:
+        out.append(
+            make(
+                "engine-api-error",
+                f"{failure.api}() raised {failure.type}: {clean(failure.message)}",
+            )
+        )
     if shape is not None and shape.unterminated_last_line and shape.lines > 0:
         out.append(make("truncated-log", f"line {shape.lines} has no end", shape.lines))
     if ev.runs > 1:
         out.append(make("multiple-runs", f"{ev.runs} runs"))
-    seg = ev.final_segment()
+    seg = facts.final
     if seg is not None:
         earlier = [
-            b for s in ev.rank_segments(seg.rank) if s.index < seg.index for b in s.summaries
+            b
+            for s in ev.rank_segments(seg.rank)
+            if s.index < seg.index and facts.is_estimation(s)
+            for b in s.summaries
         ]
-        if earlier and any(s.estimation or s.index == 0 for s in ev.rank_segments(seg.rank)):
+        if earlier:
             est = earlier[0]
             out.append(
                 make(
@@ -244,7 +268,7 @@ def diagnose_log(ev: Evidence, *, engine_started: bool = True) -> list[Diagnosis
                     est.line,
                 )
             )
-        dummies = [r for r in seg.requests if r.dummy]
+        dummies = [r for r in seg.requests if facts.is_dummy(r)]
         tpb = seg.tokens_per_block
         dummy_reuse = sum(block_counts(r, tpb)["reused_blocks"] or 0 for r in dummies)
         if dummy_reuse:
@@ -258,13 +282,12 @@ def diagnose_log(ev: Evidence, *, engine_started: bool = True) -> list[Diagnosis
             )
         ranks = [r for r in ev.ranks() if r is not None]
         if len(ranks) > 1:
-            finals = [ev.final_segment_of(r) for r in ranks]
             sums = {
                 tuple(
                     sorted((b.window or 0, b.values.get("reused_blocks", -1)) for b in s.summaries)
                 )
-                for s in finals
-                if s is not None and s.summaries
+                for r in ranks
+                if (s := facts.finals.get(r)) is not None and s.summaries
             }
             if len(sums) > 1:
                 out.append(
@@ -280,21 +303,29 @@ def diagnose_log(ev: Evidence, *, engine_started: bool = True) -> list[Diagnosis
         and engine_started
         and not (ev.v2 and ev.v2.selected)
     ):
-        out.append(make("no-debug-lines", _level_detail(ev)))
+        out.append(make("no-debug-lines", _level_detail(facts)))
     if ev.v2 is not None and ev.v2.selected:
-        out.append(make("kv-cache-manager-v2", ev.v2.text, ev.v2.line))
+        out.append(make("kv-cache-manager-v2", clean(ev.v2.text), ev.v2.line))
     return out
 
 
-def _level_detail(ev: Evidence) -> str:
-    if "info" in ev.levels:
-        return f"INFO lines from line {ev.levels['info']}, no DEBUG line"
+def _model_detail(facts: Facts) -> str:
+    mark = facts.record.model
+    assert mark is not None
+    era = f", writing the {mark.dialect} log format" if mark.dialect else ""
+    return f"written by kvverify {mark.kvverify_version}'s reference model{era}"
+
+
+def _level_detail(facts: Facts) -> str:
+    levels = facts.ev.levels
+    if "info" in levels:
+        return f"INFO lines from line {levels['info']}, no DEBUG line"
     return "no TensorRT-LLM level tag at all: is this a TensorRT-LLM log?"
 
 
-def cause_of(check: Check, metric: str, ev: Evidence) -> str | None:
+def cause_of(check: Check, metric: str, facts: Facts) -> str | None:
     """The most likely diagnosis for a failed check (None if nothing in the log explains it)."""
-    seg = ev.final_segment()
+    seg = facts.final
     if seg is None or check.observed is None:
         return None
     causes: list[str] = []
@@ -303,7 +334,7 @@ def cause_of(check: Check, metric: str, ev: Evidence) -> str | None:
         if seg.reuse_enabled is False:
             causes.append("reuse-disabled")
         tpb = seg.tokens_per_block
-        real = _real(seg)
+        real = facts.real_requests(seg)
         if metric in _REUSE_METRICS and tpb and real and all(r.input_length <= tpb for r in real):
             causes.append("prompt-too-short")
         if seg.primary_blocks and not seg.has_host_pool:
@@ -311,16 +342,16 @@ def cause_of(check: Check, metric: str, ev: Evidence) -> str | None:
     elif metric in _REUSE_METRICS and check.observed > 0:
         # Some happened where none was expected: warm-up dummies, or a pool big enough.
         tpb = seg.tokens_per_block
-        if any(r.dummy and block_counts(r, tpb)["reused_blocks"] for r in seg.requests):
+        if any(facts.is_dummy(r) and block_counts(r, tpb)["reused_blocks"] for r in seg.requests):
             causes.append("warmup-pollution")
-        if _pool_holds_several(seg):
+        if _pool_holds_several(facts, seg):
             causes.append("gpu-pool-holds-several")
-    if any(e.kind != "missing-sequence" for e in ev.errors):
+    if any(e.kind != "missing-sequence" for e in facts.ev.errors):
         causes.append("engine-errors")
     return causes[0] if causes else None
 
 
-def _pool_holds_several(seg: Segment) -> bool:
+def _pool_holds_several(facts: Facts, seg: Segment) -> bool:
     """Could the GPU pool hold the two largest requests at once (so nothing was evicted)?"""
     if not seg.primary_blocks:
         return False
@@ -330,7 +361,7 @@ def _pool_holds_several(seg: Segment) -> bool:
             r.stored_blocks
             if r.stored_blocks is not None
             else -(-r.input_length // (seg.tokens_per_block or 1))
-            for r in _real(seg)
+            for r in facts.real_requests(seg)
         ),
         reverse=True,
     )

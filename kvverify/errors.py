@@ -1,17 +1,20 @@
 """One error hierarchy. Raised deep down with a message that says where, what and how to fix;
-turned into output and an exit code only at the CLI boundary (``kvverify.cli``)."""
+turned into output and an exit code only at the command boundary (``kvverify.cli``)."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
 
+from kvverify import exitcodes
+from kvverify.text import quote
+
 
 class KvverifyError(Exception):
-    """Base of every error kvverify reports to a user. ``exit_code`` follows the one contract of
-    every command: 2 = the input cannot be used, 3 = the engine or kvverify itself broke."""
+    """Base of every error kvverify reports to a user. ``exit_code`` follows the contract in
+    :mod:`kvverify.exitcodes`: 2 = the input cannot be used, 3 = the engine could not start."""
 
-    exit_code: int = 2
+    exit_code: int = exitcodes.UNUSABLE
 
     def __init__(self, message: str, *, where: str | None = None, hint: str | None = None) -> None:
         super().__init__(message)
@@ -26,11 +29,7 @@ class KvverifyError(Exception):
 
 
 class InputError(KvverifyError):
-    """A path that cannot be read: missing, a directory, unreadable, corrupt compression."""
-
-
-class LogFormatError(KvverifyError):
-    """A log that can be read but not used."""
+    """A path that cannot be used: missing, a directory, unreadable, binary, corrupt."""
 
 
 class ExpressionError(KvverifyError):
@@ -51,17 +50,19 @@ class ScenarioError(KvverifyError):
 
 
 class EngineError(KvverifyError):
-    """The engine cannot be used: an optional extra is missing, or the installed TensorRT-LLM
-    does not know an argument. Found before any model loads, so the input is what is wrong."""
+    """The engine refuses the input: the installed TensorRT-LLM does not know an argument, or
+    the reference model cannot size a model. Found before any model loads."""
 
 
-class EngineCrash(KvverifyError):
-    """The engine crashed, hung or was interrupted."""
+class EngineUnavailable(KvverifyError):
+    """The engine cannot start at all: TensorRT-LLM is not installed or fails to import (a
+    missing CUDA library), the interpreter given with ``--python`` does not run. A broken
+    runner, not a bad scenario: exit 3."""
 
-    exit_code = 3
+    exit_code = exitcodes.ENGINE
 
 
 def did_you_mean(word: object, choices: Iterable[object]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices``, or nothing."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return f" (did you mean {quote(close[0])}?)" if close else ""

@@ -1,40 +1,256 @@
-"""The marker protocol: how ``kvverify run`` writes what it learns into the captured stream.
+"""The run protocol: what ``kvverify run`` writes into the captured stream, as typed records.
 
-A marker is one line, ``[kvverify] {json}``, written next to what the engine prints, so a saved
-log alone lets ``kvverify check`` repeat the run's verdict. Every marker has ``v`` (protocol
-version) and ``t`` (type):
+A marker is one line, ``[kvverify] {json}``, written next to what the engine prints, so that a
+saved log alone lets ``kvverify check`` repeat the run's verdict. Each kind of marker is one
+frozen record below; :func:`encode` is the one writer and :func:`decode` / :func:`find` the one
+reader, used by the worker, the engines, the supervisor and the checker alike. Every marker
+carries ``v`` (the protocol version) and ``t`` (its kind). A reader ignores fields it does not
+know and kinds it does not know, so logs of newer kvverify versions still read.
 
-``run``         first, before the engine is imported: scenario, variant, engine
-                (``trtllm``/``sim``), expect (expectations as written), steps (count)
-``engine``      the engine's package is loaded: engine_version
-``ready``       the engine is built: dialect (sim), max_batch_size, prompt_lengths (per step),
-                approximate_tokens, tokenizer, predicted (reference-model numbers, when the
-                scenario has a {matches: predicted} expectation)
-``step_begin``  step (from 1), prompt
-``step_end``    step, prompt, request_id (``RequestOutput.request_id``), prompt_len, output_len,
-                cached_tokens, first_token_ms, latency_ms, kv (per-request KV-cache metrics)
-``iter_stats``  stats: iteration statistics (``kvCacheStats`` / ``kvCacheIterationStats`` only)
-``kv_events``   events: KV-cache events without their token lists
-``shutdown``    phase: ``begin`` | ``end``
-``error``       message: an exception in the worker, with its type
-``exit``        written by the supervisor: status (``ok``/``crashed``/``timeout``/
-                ``interrupted``), returncode, signal, detail
+Order in a run's log: ``run``, (``model``,) ``engine``, ``ready``, then per step
+``step_begin`` / ``step_end``, then ``iter_stats``, ``kv_events``, ``api_error``,
+``shutdown`` begin / end; ``error`` when the worker fails; ``stop`` when the supervisor stops
+the run; ``exit`` last, from the supervisor.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from typing import Any
+import typing
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 PREFIX = "[kvverify] "
+_PREFIX_BYTES = PREFIX.encode()
 VERSION = 1
 
 
-def line(kind: str, **fields: Any) -> str:
-    """One marker line, newline included. Leads with a newline-free JSON object."""
-    payload = json.dumps({"v": VERSION, "t": kind, **fields}, separators=(",", ":"), default=str)
+@dataclass(frozen=True)
+class Run:
+    """First, before the engine is imported: what runs and what it is held to."""
+
+    kind: ClassVar[str] = "run"
+    scenario: str
+    variant: str
+    engine: str
+    expect: tuple[str, ...] = ()
+    steps: int = 0
+    #: the interpreter the worker runs under (``--python``)
+    python: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelMark:
+    """Written by kvverify's reference model before anything else it prints: the log is the
+    model's, whatever version banner follows."""
+
+    kind: ClassVar[str] = "model"
+    kvverify_version: str
+    dialect: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineLoaded:
+    """The engine's package is imported."""
+
+    kind: ClassVar[str] = "engine"
+    engine_version: str | None = None
+
+
+@dataclass(frozen=True)
+class Ready:
+    """The engine is built: what the checks need to map steps to requests."""
+
+    kind: ClassVar[str] = "ready"
+    dialect: str | None = None
+    max_batch_size: int | None = None
+    #: tokens per step (None where the length is not known)
+    prompt_lengths: tuple[int | None, ...] = ()
+    approximate_tokens: bool = False
+    tokenizer: str | None = None
+    #: the reference model's numbers, for a ``{matches: predicted}`` expectation
+    predicted: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class StepBegin:
+    kind: ClassVar[str] = "step_begin"
+    step: int
+    prompt: str = ""
+
+
+@dataclass(frozen=True)
+class StepEnd:
+    """What the engine's API said about one step's request."""
+
+    kind: ClassVar[str] = "step_end"
+    step: int
+    prompt: str = ""
+    request_id: int | None = None
+    prompt_len: int | None = None
+    output_len: int | None = None
+    cached_tokens: int | None = None
+    first_token_ms: float | None = None
+    latency_ms: float | None = None
+    #: per-request KV-cache metrics (num_reused_blocks, ...)
+    kv: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class IterStats:
+    """Iteration statistics (``kvCacheStats`` / ``kvCacheIterationStats`` only)."""
+
+    kind: ClassVar[str] = "iter_stats"
+    stats: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class KvEvents:
+    """KV-cache events, without their token lists."""
+
+    kind: ClassVar[str] = "kv_events"
+    events: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ApiFailure:
+    """An engine API the worker reads evidence from failed (``get_stats``,
+    ``get_kv_cache_events``): after an upgrade, the first sign of API drift."""
+
+    kind: ClassVar[str] = "api_error"
+    api: str
+    type: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    kind: ClassVar[str] = "shutdown"
+    phase: Literal["begin", "end"]
+
+
+@dataclass(frozen=True)
+class WorkerError:
+    """An exception in the worker. ``exit_code`` 2: the engine refused the input; 3: the
+    engine could not start; absent: the engine failed while running."""
+
+    kind: ClassVar[str] = "error"
+    type: str
+    message: str = ""
+    hint: str | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Written by the supervisor when it starts stopping the run: what the engine prints after
+    this line is a consequence of the stop, not an engine error."""
+
+    kind: ClassVar[str] = "stop"
+    reason: Literal["signal", "timeout", "drain"]
+    signal: str | None = None
+
+
+ExitStatus = Literal["ok", "crashed", "timeout", "interrupted", "rejected", "unavailable"]
+
+
+@dataclass(frozen=True)
+class Exit:
+    """Last, written by the supervisor: how the worker ended."""
+
+    kind: ClassVar[str] = "exit"
+    status: ExitStatus
+    returncode: int | None = None
+    signal: str | None = None
+    detail: str = ""
+
+
+Record = (
+    Run
+    | ModelMark
+    | EngineLoaded
+    | Ready
+    | StepBegin
+    | StepEnd
+    | IterStats
+    | KvEvents
+    | ApiFailure
+    | Shutdown
+    | WorkerError
+    | Stop
+    | Exit
+)
+
+_KINDS: dict[str, type[Any]] = {cls.kind: cls for cls in typing.get_args(Record)}
+_FIELDS = {cls: dataclasses.fields(cls) for cls in _KINDS.values()}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def encode(record: Record) -> str:
+    """One marker line, newline included: the prefix and a newline-free JSON object."""
+    fields = {f.name: _plain(getattr(record, f.name)) for f in _FIELDS[type(record)]}
+    payload = json.dumps(
+        {"v": VERSION, "t": record.kind, **fields},
+        separators=(",", ":"),
+        default=str,
+    )
     return PREFIX + payload + "\n"
+
+
+def _fits(value: Any, annotation: str) -> bool:
+    """A tolerant type check against the field's annotation text (``from __future__``)."""
+    if value is None:
+        return "None" in annotation
+    if annotation.startswith(("tuple", "list")):
+        return isinstance(value, list | tuple)
+    if annotation.startswith("dict"):
+        return isinstance(value, dict)
+    if annotation.startswith(("str", "Literal")):
+        return isinstance(value, str)
+    if annotation.startswith("bool"):
+        return isinstance(value, bool)
+    if annotation.startswith("int"):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation.startswith("float"):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return True
+
+
+def decode(data: dict[str, Any]) -> Record | None:
+    """The record a marker's JSON object holds; None for a kind this version does not know or
+    a marker whose fields do not fit (a damaged line)."""
+    cls = _KINDS.get(str(data.get("t")))
+    if cls is None:
+        return None
+    values: dict[str, Any] = {}
+    for f in _FIELDS[cls]:
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                return None
+            continue
+        value = data[f.name]
+        if not _fits(value, str(f.type)):
+            return None
+        values[f.name] = tuple(value) if isinstance(value, list) else value
+    record: Record = cls(**values)
+    return record
+
+
+def find(line: bytes) -> Record | None:
+    """The marker on one line of captured output (it may follow unterminated engine text)."""
+    at = line.find(_PREFIX_BYTES)
+    if at < 0:
+        return None
+    try:
+        data = json.loads(line[at + len(_PREFIX_BYTES) :])
+    except ValueError:
+        return None
+    return decode(data) if isinstance(data, dict) else None
 
 
 def write_out(data: bytes) -> None:

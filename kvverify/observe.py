@@ -9,10 +9,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from kvverify import markers
 from kvverify.evidence.attribute import Evidence, Request, Segment, SummaryBlock
+from kvverify.evidence.facts import Facts
 from kvverify.expect import Expectation, Scope
 from kvverify.metrics import hit_rate
 from kvverify.result import Diagnosis
+from kvverify.text import clean
 
 #: Summary metrics that are counts (summed over windows); the others are ratios.
 _COUNTS = (
@@ -38,23 +41,18 @@ def _missing(reason: str, cause: str | None = None, line: int | None = None) -> 
     return Observation(None, reason, cause, line)
 
 
-@dataclass
+@dataclass(frozen=True)
 class View:
-    """The evidence a log offers the checks: the final engine, requests mapped to steps."""
+    """The evidence a log offers the checks: its facts, and how its run ended when it did
+    not end well."""
 
-    ev: Evidence
-    #: scenario step (1-based) -> request, when a scenario or run markers allow the mapping
-    steps: dict[int, Request] | None = None
-    #: why steps cannot be mapped (when ``steps`` is None)
-    steps_reason: str = ""
-    #: per-step values the run recorded itself (perf metrics, latency), by step
-    step_markers: dict[int, dict[str, float]] | None = None
-    #: offloads, onboards and where they come from: kvverify's own markers (final run)
-    marker_offloads: tuple[int, int, str] | None = None
+    facts: Facts
     #: how a run ended that did not end well, from its markers
     run_failure: Diagnosis | None = None
-    #: warm-up dummies are known (max_batch_size from a scenario or the run's markers)
-    dummies_known: bool = False
+
+    @property
+    def ev(self) -> Evidence:
+        return self.facts.ev
 
     def observe(self, exp: Expectation) -> Observation:
         """What the log says of ``exp``'s metric, in its scope."""
@@ -78,8 +76,8 @@ class View:
                     "block reuse is disabled, so no request printed an addSequence line",
                     "reuse-disabled",
                 )
-            real = [r for r in seg.requests if not r.dummy]
-            if real and not self.dummies_known and not seg.estimation:
+            real = self.facts.real_requests(seg)
+            if real and not self.facts.dummies_known and not self.facts.is_estimation(seg):
                 return _missing(
                     "warm-up requests cannot be told from real ones without max_batch_size "
                     "(warm-up ids are those below it)",
@@ -213,9 +211,11 @@ class View:
     def _transfers(self, seg: Segment, metric: str, *, scoped: bool) -> Observation:
         offload = metric == "offloaded_blocks"
         # The run's own stats cover its final engine, all windows: not a scoped segment or window.
-        if self.marker_offloads is not None and not scoped:
-            off, on, source = self.marker_offloads
-            return Observation(float(off if offload else on), source)
+        marked = self.facts.offloads
+        if marked is not None and not scoped:
+            return Observation(
+                float(marked.offloaded if offload else marked.onboarded), marked.source
+            )
         if seg.iter_offloads is not None:
             value = seg.iter_offloads if offload else seg.iter_onboards
             return Observation(float(value or 0), "kvCacheIterationStats in the log")
@@ -228,6 +228,14 @@ class View:
             return Observation(float(value), "copyBlock lines in the log")
         if seg.primary_blocks and not seg.has_host_pool and self.ev.debug:
             return Observation(0.0, "the final manager has no secondary (host) pool")
+        failures = self.facts.record.api_failures
+        if failures:
+            f = failures[0]
+            return _missing(
+                f"the engine's {f.api}() failed ({f.type}: {clean(f.message, 160)}), and the log "
+                "shows no other offload evidence",
+                "engine-api-error",
+            )
         return _missing(
             "the log shows no offload evidence: copyBlock lines exist only in TensorRT-LLM 1.2+ "
             "at DEBUG; iteration stats need enable_iter_perf_stats, KV events "
@@ -240,32 +248,24 @@ class View:
     def request(self, exp: Expectation) -> Observation:
         scope = exp.request_scope
         assert scope is not None
+        facts = self.facts
         if scope.kind == "step":
-            if (
-                self.steps is None
-                and self.run_failure is not None
-                and (self.ev.final_segment() is None)
-            ):
+            if facts.steps is None and self.run_failure is not None and facts.final is None:
                 return self._no_engine()
-            if self.steps is None:
-                return _missing(
-                    self.steps_reason
-                    or "steps need a scenario (--scenario) or a "
-                    "log written by kvverify run; use request[ID] instead",
-                    "no-step-mapping",
-                )
-            req = self.steps.get(scope.index)
+            if facts.steps is None:
+                return _missing(facts.steps_reason, "no-step-mapping")
+            req = facts.steps.get(scope.index)
             if req is None:
                 return _missing(
                     f"step {scope.index} has no request in the final manager "
-                    f"({len(self.steps)} step(s) mapped)",
+                    f"({len(facts.steps)} step(s) mapped)",
                     "step-not-run",
                 )
-            marked = (self.step_markers or {}).get(scope.index, {})
+            marked = _step_values(facts.record.step_ends.get(scope.index))
             if exp.metric in marked:
                 return Observation(marked[exp.metric], "the run's own record of the step")
         else:
-            seg = self.ev.final_segment()
+            seg = facts.final
             found = seg.request(scope.index) if seg is not None else None
             if found is None:
                 ids = sorted({r.request_id for r in seg.requests}) if seg else []
@@ -332,6 +332,25 @@ class View:
             if seg.rank == req.rank and seg.index == req.segment:
                 return seg.tokens_per_block
         return None
+
+
+def _step_values(marker: markers.StepEnd | None) -> dict[str, float]:
+    """What the run recorded itself about a step: per-request KV-cache metrics and timing."""
+    if marker is None:
+        return {}
+    out: dict[str, float] = {}
+    kv = marker.kv or {}
+    for key, name in (
+        ("num_total_allocated_blocks", "allocated_total_blocks"),
+        ("num_new_allocated_blocks", "allocated_new_blocks"),
+    ):
+        if isinstance(kv.get(key), int | float):
+            out[name] = float(kv[key])
+    for name in ("cached_tokens", "first_token_ms", "latency_ms"):
+        value = getattr(marker, name)
+        if isinstance(value, int | float):
+            out[name] = float(value)
+    return out
 
 
 def block_counts(req: Request, tpb: int | None) -> dict[str, int | None]:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
+
 from kvverify.engines.sim.dialects import DEFAULT_DIALECT
 from kvverify.engines.sim.simulate import ASSUMED_FREE_GPU_BYTES, Prediction, predict
 from kvverify.errors import KvverifyError
-from kvverify.metrics import DEFAULT_MATCH_METRICS
+from kvverify.metrics import DEFAULT_MATCH_METRICS, hit_rate
+from kvverify.report import table as report_table
 from kvverify.scenario import Variant, load
 
 
@@ -99,28 +102,58 @@ def assumptions(p: Prediction) -> list[str]:
     return out
 
 
-Comparison = tuple[str, float | None, float | None, float, bool | None]
-
-
-def compare(spec: dict[str, Any], predicted: dict[str, Any], observe: Any) -> list[Comparison]:
-    """``[(metric, observed, predicted, tolerance, ok)]`` for one ``matches: predicted``
-    expectation; ``observe(metric, step)`` returns the observed value or None."""
-    out: list[Comparison] = []
-    tolerance = spec.get("tolerance") or {}
-    for metric in spec.get("metrics") or DEFAULT_MATCH_METRICS:
-        tol = float(tolerance.get(metric, 0))
-        if metric.startswith("steps."):
-            name = metric.removeprefix("steps.")
-            for step, values in sorted(
-                predicted.get("steps", {}).items(), key=lambda kv: int(kv[0])
-            ):
-                want = values.get(name)
-                got = observe(name, int(step))
-                ok = None if got is None or want is None else abs(got - want) <= tol
-                out.append((f"step[{step}].{name}", got, want, tol, ok))
-        else:
-            want = predicted.get("summary", {}).get(metric)
-            got = observe(metric, None)
-            ok = None if got is None or want is None else abs(got - want) <= tol
-            out.append((metric, got, want, tol, ok))
-    return out
+def render(path: str, predictions: list[dict[str, Any]]) -> str:
+    """The table ``kvverify predict`` prints."""
+    out = [click.style(f"{path}: what the reference model predicts", bold=True)]
+    cols = [
+        "step",
+        "prompt",
+        "request",
+        "input",
+        "reused",
+        "full",
+        "partial",
+        "missed",
+        "onboarded",
+        "offloaded",
+        "evicted",
+        "reused tokens",
+    ]
+    for p in predictions:
+        cap = p["capacity"]
+        out.append("")
+        out.append(
+            click.style(f"variant {p['variant']}", bold=True)
+            + f"  (GPU pool {cap['primary_blocks']} blocks, host pool "
+            f"{cap['secondary_blocks']} blocks, {cap['tokens_per_block']} tokens per "
+            f"block, window {cap['window']})"
+        )
+        rows = [
+            [
+                str(s["step"]),
+                s["prompt"],
+                str(s["request_id"]),
+                str(s["input_length"]),
+                str(s["reused_blocks"]),
+                str(s["full_blocks"]),
+                str(s["partial_blocks"]),
+                str(s["missed_blocks"]),
+                str(s["onboarded_blocks"]),
+                str(s["offloaded_blocks"]),
+                str(s["evicted_blocks"]),
+                str(s["reused_tokens"]),
+            ]
+            for s in p["steps"]
+        ]
+        out.extend(report_table(rows, cols))
+        sm = p["summary"]
+        reused, missed = sm["reused_blocks"], sm["missed_blocks"]
+        hit = hit_rate(reused, missed)
+        out.append(
+            f"    summary: reused blocks {reused}, missed blocks {missed}, cache hit rate "
+            f"{hit:.2f}, reused tokens {sm['reused_tokens']}, offloaded "
+            f"{sm['offloaded_blocks']}, onboarded {sm['onboarded_blocks']}"
+        )
+        for note in p["notes"]:
+            out.append(f"    note: {note}")
+    return "\n".join(out)

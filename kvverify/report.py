@@ -1,23 +1,34 @@
 """Every output format, rendered from one :class:`~kvverify.result.CheckReport`:
 a terminal table, JSON, JUnit XML, GitHub Actions annotations and a Markdown job summary.
-Functions here return text; the CLI decides where it goes.
+Functions here return text (JSON can also be streamed); the CLI decides where it goes.
+
+Text that comes from a log (error lines, expressions written into it, paths) goes through
+:func:`kvverify.text.clean` in every human-readable format: a crafted or corrupted log cannot
+move the cursor, recolour or retitle the terminal, or break a table. JSON stays strict JSON:
+``nan`` and ``inf`` become strings (``docs/json-report.md``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import math
+from collections.abc import Iterator, Sequence
+from typing import Any, TextIO
 from xml.etree import ElementTree as ET
 
 import click
 
-from kvverify.result import Check, CheckReport, LogReport, SummaryReport
+from kvverify.result import Check, CheckReport, LogReport, Requests, SummaryReport
+from kvverify.text import clean
 
 _STATUS_STYLE = {
     "pass": ("PASS", "green"),
     "fail": ("FAIL", "red"),
     "not_analyzable": ("NOT ANALYZABLE", "yellow"),
     "crashed": ("CRASHED", "red"),
+    "engine_unavailable": ("ENGINE UNAVAILABLE", "red"),
     "interrupted": ("INTERRUPTED", "yellow"),
 }
 _SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "blue"}
@@ -26,8 +37,8 @@ _SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "blue"}
 def fmt_value(value: float | None) -> str:
     if value is None:
         return "-"
-    if math.isnan(value) or math.isinf(value):
-        return str(value)
+    if not math.isfinite(value):
+        return _nonfinite(value)
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.4g}"
@@ -48,24 +59,30 @@ def table(rows: list[list[str]], header: list[str], indent: str = "    ") -> lis
     return [click.style(render(header), dim=True), *(render(r) for r in rows)]
 
 
-def _engine_line(log: LogReport) -> str:
+def engine_text(log: LogReport) -> str:
+    """Who produced the evidence, in words every report uses."""
     e = log.engine
     if e.name == "sim":
-        who = "engine: sim (kvverify's reference model, not a GPU run)"
+        who = "engine: sim (kvverify's reference model, not a GPU run"
         if e.dialect:
-            who += f", {e.dialect} log format"
-    elif e.name == "trtllm":
-        who = f"engine: TensorRT-LLM {e.version or '(version not printed)'}"
-    else:
-        who = "engine: not named in the log"
-    parts = [who, f"{log.lines} lines"]
+            who += f"; {e.dialect} log format"
+        if e.banner:
+            who += f", imitating TensorRT-LLM {e.banner}"
+        return clean(who + ")")
+    if e.name == "trtllm":
+        return clean(f"engine: TensorRT-LLM {e.version or '(version not printed)'}")
+    return "engine: not named in the log"
+
+
+def _engine_line(log: LogReport) -> str:
+    parts = [engine_text(log), f"{log.lines} lines"]
     if log.runs > 1:
         parts.append(f"{log.runs} runs")
     parts.extend(log.formats)
     return " · ".join(parts)
 
 
-def _summary_rows(summaries: list[SummaryReport]) -> list[list[str]]:
+def _summary_rows(summaries: Sequence[SummaryReport]) -> list[list[str]]:
     rows = []
     for s in summaries:
         note = "checked" if s.final else ("estimation" if s.estimation else "")
@@ -87,13 +104,13 @@ def _summary_rows(summaries: list[SummaryReport]) -> list[list[str]]:
     return rows
 
 
-def _check_rows(checks: list[Check]) -> list[list[str]]:
+def _check_rows(checks: Sequence[Check]) -> list[list[str]]:
     rows = []
     for c in checks:
-        why = c.reason if c.status == "not_analyzable" else (c.reason if c.reason else "")
+        why = clean(c.reason)
         if c.diagnosis:
             why = f"{why} [{c.diagnosis}]" if why else f"[{c.diagnosis}]"
-        rows.append([_status(c.status), c.expression, fmt_value(c.observed), why])
+        rows.append([_status(c.status), clean(c.expression, 120), fmt_value(c.observed), why])
     return rows
 
 
@@ -101,7 +118,7 @@ def terminal(report: CheckReport, *, verbose: bool = False) -> str:
     """The human report. Colour codes are stripped by click when not writing to a terminal."""
     out: list[str] = []
     for log in report.logs:
-        out.append(f"{click.style(log.path, bold=True)}  {_status(log.verdict)}")
+        out.append(f"{click.style(clean(log.path), bold=True)}  {_status(log.verdict)}")
         out.append("  " + _engine_line(log))
         if log.summaries:
             out.append("  summaries")
@@ -123,8 +140,8 @@ def terminal(report: CheckReport, *, verbose: bool = False) -> str:
                     ],
                 )
             )
-        if verbose and log.requests:
-            out.append("  requests")
+        rows = []
+        if verbose:
             rows = [
                 [
                     str(r.line),
@@ -140,6 +157,8 @@ def terminal(report: CheckReport, *, verbose: bool = False) -> str:
                 ]
                 for r in log.requests
             ]
+        if rows:
+            out.append("  requests")
             out.extend(
                 table(
                     rows,
@@ -163,11 +182,11 @@ def terminal(report: CheckReport, *, verbose: bool = False) -> str:
         for d in log.diagnoses:
             colour = _SEVERITY_STYLE[d.severity]
             where = f" (line {d.line})" if d.line else ""
-            out.append(f"  {click.style(d.severity, fg=colour)}  {d.code}: {d.title}{where}")
+            out.append(f"  {click.style(d.severity, fg=colour)}  {d.code}: {clean(d.title)}{where}")
             if d.detail:
-                out.append(f"      {d.detail}")
+                out.append(f"      {clean(d.detail)}")
             if d.hint:
-                out.append(f"      hint: {d.hint}")
+                out.append(f"      hint: {clean(d.hint)}")
         out.append("")
     out.append(_overall(report))
     return "\n".join(out)
@@ -188,44 +207,130 @@ def _overall(report: CheckReport) -> str:
     )
 
 
+def _nonfinite(value: float) -> str:
+    return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+
+
+def _plain(value: Any) -> Any:
+    """A result record as JSON data: records as objects, tuples as arrays, nan and inf as
+    strings."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _nonfinite(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dump(value: Any, indent: int) -> str:
+    text = json.dumps(_plain(value), indent=2, allow_nan=False, ensure_ascii=False)
+    return text.replace("\n", "\n" + " " * indent)
+
+
+def _log_chunks(log: LogReport, indent: int) -> Iterator[str]:
+    """One log as JSON, its requests streamed one at a time."""
+    pad = " " * (indent + 2)
+    yield "{"
+    first = True
+    for f in dataclasses.fields(log):
+        yield ("\n" if first else ",\n") + pad + json.dumps(f.name) + ": "
+        first = False
+        value = getattr(log, f.name)
+        if isinstance(value, Requests):
+            yield "["
+            sep = "\n"
+            for request in value:
+                yield sep + pad + "  " + _dump(request, indent + 4)
+                sep = ",\n"
+            yield ("\n" + pad + "]") if sep != "\n" else "]"
+        else:
+            yield _dump(value, indent + 2)
+    yield "\n" + " " * indent + "}"
+
+
+def write_json(report: CheckReport, out: TextIO) -> None:
+    """The JSON report, written as it is made: a log's requests are never all in memory."""
+    out.write("{")
+    first = True
+    fields = [f.name for f in dataclasses.fields(report)]
+    # The contract's order: schema first.
+    for name in ("schema", "schema_version", *(n for n in fields if not n.startswith("schema"))):
+        out.write(("\n" if first else ",\n") + "  " + json.dumps(name) + ": ")
+        first = False
+        if name == "logs":
+            out.write("[")
+            sep = "\n"
+            for log in report.logs:
+                out.write(sep + "    ")
+                for chunk in _log_chunks(log, 4):
+                    out.write(chunk)
+                sep = ",\n"
+            out.write("\n  ]" if report.logs else "]")
+        else:
+            out.write(_dump(getattr(report, name), 2))
+    out.write("\n}\n")
+
+
 def to_json(report: CheckReport) -> str:
-    data = report.model_dump(mode="json", by_alias=True)
-    return json.dumps(data, indent=2, allow_nan=False, default=str) + "\n"
+    buf = io.StringIO()
+    write_json(report, buf)
+    return buf.getvalue()
+
+
+def _engine_properties(log: LogReport) -> dict[str, str]:
+    """The engine that produced a log's evidence, as JUnit properties."""
+    e = log.engine
+    props = {"engine": e.name, "engine_description": engine_text(log)}
+    if e.version:
+        props["engine_version"] = e.version
+    if e.dialect:
+        props["log_format"] = e.dialect
+    if e.banner:
+        props["tensorrt_llm_banner"] = e.banner
+    return {k: clean(v) for k, v in props.items()}
 
 
 def junit(report: CheckReport) -> str:
-    """JUnit XML: a test suite per log, a test case per check. Not analyzable is an error."""
+    """JUnit XML: a test suite per log, a test case per check. Not analyzable is an error.
+    Each suite's properties name the engine that produced the evidence."""
     suites = ET.Element("testsuites", name="kvverify")
     total = {"tests": 0, "failures": 0, "errors": 0}
     for log in report.logs:
-        suite = ET.SubElement(suites, "testsuite", name=log.path)
+        path = clean(log.path)
+        suite = ET.SubElement(suites, "testsuite", name=path)
+        properties = ET.SubElement(suite, "properties")
+        for name, value in _engine_properties(log).items():
+            ET.SubElement(properties, "property", name=name, value=value)
         counts = {"tests": 0, "failures": 0, "errors": 0}
         cases: list[Check | None] = list(log.checks) or [None]
         for c in cases:
             counts["tests"] += 1
-            name = c.expression if c is not None else "log is usable"
-            case = ET.SubElement(suite, "testcase", name=name, classname=f"kvverify.{log.path}")
+            name = clean(c.expression, 200) if c is not None else "log is usable"
+            case = ET.SubElement(suite, "testcase", name=name, classname=f"kvverify.{path}")
             if c is None:
-                msg = "; ".join(d.title for d in log.diagnoses) or "no checks"
+                msg = clean("; ".join(d.title for d in log.diagnoses) or "no checks")
                 ET.SubElement(case, "error", message=msg, type="not_analyzable").text = msg
                 counts["errors"] += 1
                 continue
-            detail = f"observed {fmt_value(c.observed)}; {c.reason}"
+            detail = clean(f"observed {fmt_value(c.observed)}; {c.reason}")
             if c.diagnosis:
                 detail += f"; diagnosis: {c.diagnosis}"
             if c.status == "fail":
                 ET.SubElement(case, "failure", message=detail, type="fail").text = detail
                 counts["failures"] += 1
             elif c.status == "not_analyzable":
-                ET.SubElement(case, "error", message=c.reason, type="not_analyzable").text = detail
+                ET.SubElement(
+                    case, "error", message=clean(c.reason), type="not_analyzable"
+                ).text = detail
                 counts["errors"] += 1
             else:
                 ET.SubElement(case, "system-out").text = detail
-        if log.verdict in ("crashed", "interrupted"):
+        if log.verdict in ("crashed", "interrupted", "engine_unavailable"):
             crash = ET.SubElement(
-                suite, "testcase", name="engine run", classname=f"kvverify.{log.path}"
+                suite, "testcase", name="engine run", classname=f"kvverify.{path}"
             )
-            msg = "; ".join(d.title for d in log.diagnoses if d.code.startswith("run-"))
+            msg = clean("; ".join(d.title for d in log.diagnoses if d.code.startswith("run-")))
             ET.SubElement(crash, "error", message=msg, type=log.verdict).text = msg
             counts["tests"] += 1
             counts["errors"] += 1
@@ -239,61 +344,80 @@ def junit(report: CheckReport) -> str:
 
 
 def _esc(text: str, *, prop: bool = False) -> str:
+    """A workflow command's data or property value, escaped as the runner expects."""
     text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     if prop:
         text = text.replace(":", "%3A").replace(",", "%2C")
-    return text
+    return clean(text, 2000)
 
 
 def github_annotations(report: CheckReport) -> str:
-    """``::error``/``::warning`` workflow commands for failed and unanalyzable checks."""
+    """``::error``/``::warning`` workflow commands for failed and unanalyzable checks, and for
+    every diagnosis above info (evidence from the reference model among them)."""
     out = []
     for log in report.logs:
+        file = _esc(log.path, prop=True)
         for c in log.checks:
             if c.status == "pass":
                 continue
-            level = "error"
-            title = (
-                f"kvverify: {c.expression} {'failed' if c.status == 'fail' else 'not analyzable'}"
-            )
+            state = "failed" if c.status == "fail" else "not analyzable"
+            title = f"kvverify: {clean(c.expression, 120)} {state}"
             msg = f"observed {fmt_value(c.observed)}. {c.reason}"
             if c.diagnosis:
                 msg += f" Diagnosis: {c.diagnosis}."
-            props = f"file={_esc(log.path, prop=True)},title={_esc(title, prop=True)}"
+            props = f"file={file},title={_esc(title, prop=True)}"
             if c.line:
                 props += f",line={c.line}"
-            out.append(f"::{level} {props}::{_esc(msg)}")
+            out.append(f"::error {props}::{_esc(msg)}")
         for d in log.diagnoses:
             if d.severity == "info":
                 continue
-            props = (
-                f"file={_esc(log.path, prop=True)},title={_esc('kvverify: ' + d.code, prop=True)}"
-            )
+            props = f"file={file},title={_esc('kvverify: ' + d.code, prop=True)}"
             if d.line:
                 props += f",line={d.line}"
-            out.append(
-                f"::{d.severity} {props}::{_esc(d.title + ('. ' + d.hint if d.hint else ''))}"
+            text = (
+                d.title + (f": {d.detail}" if d.detail else "") + (f". {d.hint}" if d.hint else "")
             )
+            out.append(f"::{d.severity} {props}::{_esc(text)}")
     return "\n".join(out) + ("\n" if out else "")
+
+
+_ICON = {
+    "pass": "✅",
+    "fail": "❌",
+    "not_analyzable": "⚠️",
+    "crashed": "💥",
+    "engine_unavailable": "🚫",
+    "interrupted": "✋",
+}
+
+
+def md_text(text: str, limit: int = 400) -> str:
+    """Log-derived text for a Markdown table cell: cleaned, pipes and backticks harmless."""
+    return clean(text, limit).replace("|", "\\|").replace("`", "'")
 
 
 def markdown(report: CheckReport) -> str:
     """A job summary for ``$GITHUB_STEP_SUMMARY``."""
-    icon = {"pass": "✅", "fail": "❌", "not_analyzable": "⚠️", "crashed": "💥", "interrupted": "✋"}
-    lines = [f"## kvverify: {icon[report.verdict]} {report.verdict}", ""]
+    lines = [f"## kvverify: {_ICON[report.verdict]} {report.verdict}", ""]
     for log in report.logs:
-        lines += [f"### `{log.path}` {icon[log.verdict]} {log.verdict}", "", _engine_line(log), ""]
+        head = f"### `{md_text(log.path)}` {_ICON[log.verdict]} {log.verdict}"
+        lines += [head, "", md_text(_engine_line(log), 1000), ""]
+        if log.engine.name == "sim":
+            lines += ["**The evidence is kvverify's reference model's, not TensorRT-LLM's.**", ""]
         if log.checks:
             lines += ["| | expectation | observed | why |", "|---|---|---|---|"]
             for c in log.checks:
-                why = (c.reason + (f" ({c.diagnosis})" if c.diagnosis else "")).replace("|", "\\|")
+                why = md_text(c.reason + (f" ({c.diagnosis})" if c.diagnosis else ""))
                 lines.append(
-                    f"| {icon[c.status]} | `{c.expression}` | {fmt_value(c.observed)} | {why} |"
+                    f"| {_ICON[c.status]} | `{md_text(c.expression, 120)}` | "
+                    f"{fmt_value(c.observed)} | {why} |"
                 )
             lines.append("")
         for d in log.diagnoses:
             lines.append(
-                f"- **{d.severity}** `{d.code}`: {d.title}" + (f" — {d.hint}" if d.hint else "")
+                f"- **{d.severity}** `{d.code}`: {md_text(d.title)}"
+                + (f" — {md_text(d.hint)}" if d.hint else "")
             )
         lines.append("")
     return "\n".join(lines) + "\n"

@@ -1,60 +1,66 @@
-"""The result of checking logs: typed models that every output format renders, and the JSON
-contract CI scripts read (``kvverify check --format json``; schema in ``docs/json-report.md``).
+"""The result of checking logs: typed records that every output format renders, and the JSON
+contract CI scripts read (``kvverify check --format json``; ``docs/json-report.md`` and the
+JSON Schema ``docs/check-report.schema.json``, which a test holds these records to).
 
 Contract rules: ``schema_version`` changes only when a field is removed or changes meaning;
-new fields may appear at any time. A number a log does not print is ``null``, never 0.
+new fields and new enum values may appear. A number a log does not print is ``null``, never
+0; a number it prints as ``nan`` or ``inf`` is the string ``"nan"``, ``"inf"`` or ``"-inf"``
+(JSON has no such numbers).
+
+Plain frozen dataclasses, not pydantic: ``kvverify check`` starts fast.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from kvverify.exitcodes import Verdict
 
 SCHEMA = "kvverify/check-report"
 SCHEMA_VERSION = 1
 
 Status = Literal["pass", "fail", "not_analyzable"]
-Verdict = Literal["pass", "fail", "not_analyzable", "crashed", "interrupted"]
 Severity = Literal["error", "warning", "info"]
+EngineName = Literal["trtllm", "sim", "unknown"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Diagnosis(_Model):
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
     """A named cause: why evidence is missing, or why reuse is missing or suspicious."""
 
-    code: str = Field(description="stable identifier, e.g. 'no-host-pool'")
+    code: str  # stable identifier, e.g. 'no-host-pool'
     severity: Severity
-    title: str = Field(description="one line a person reads first")
-    detail: str = Field(default="", description="what in the log shows it")
-    hint: str = Field(default="", description="how to fix or check it")
-    line: int | None = Field(default=None, description="a log line that shows it")
+    title: str  # one line a person reads first
+    detail: str = ""  # what in the log shows it
+    hint: str = ""  # how to fix or check it
+    line: int | None = None  # a log line that shows it
 
 
-class Check(_Model):
+@dataclass(frozen=True, slots=True)
+class Check:
     """One expectation evaluated against one log."""
 
     expression: str
-    source: str = Field(description="cli | scenario | log | default")
-    observed: float | None = Field(description="the value found; null when not analyzable")
+    source: str  # cli | scenario | log | default | baseline
+    observed: float | None  # the value found; None when not analyzable
     status: Status
-    reason: str = Field(default="", description="why not analyzable, or where the value came from")
-    diagnosis: str | None = Field(default=None, description="code of the most likely cause")
-    line: int | None = Field(default=None, description="the log line the value came from")
+    reason: str = ""  # why not analyzable, or where the value came from
+    diagnosis: str | None = None  # code of the most likely cause
+    line: int | None = None  # the log line the value came from
 
 
-class SummaryReport(_Model):
+@dataclass(frozen=True, slots=True)
+class SummaryReport:
     """One shutdown summary block (one KV cache manager x rank x window)."""
 
     line: int
-    segment: int = Field(description="which manager on that rank, from 0 in order of creation")
+    segment: int  # which manager on that rank, from 0 in order of creation
     rank: int | None
     window_size: int | None
-    final: bool = Field(description="the block the checks read")
-    estimation: bool = Field(description="the PyTorch backend's estimation (dry-run) manager")
+    final: bool  # the block the checks read
+    estimation: bool  # the PyTorch backend's estimation (dry-run) manager
     allocated_total_blocks: int | None = None
     allocated_new_blocks: int | None = None
     missed_blocks: int | None = None
@@ -66,15 +72,16 @@ class SummaryReport(_Model):
     reused_tokens_percent: float | None = None
 
 
-class RequestReport(_Model):
+@dataclass(frozen=True, slots=True)
+class RequestReport:
     """One request as the KV cache manager saw it (``addSequence`` and the lines around it)."""
 
     request_id: int
     segment: int
     rank: int | None
     line: int
-    step: int | None = Field(default=None, description="scenario step (from 1), when known")
-    dummy: bool = Field(description="warm-up, estimation or CUDA-graph padding request")
+    step: int | None  # scenario step (from 1), when known
+    dummy: bool  # warm-up, estimation or CUDA-graph padding request
     input_length: int
     reused_tokens: int
     reused_blocks: int | None
@@ -84,36 +91,56 @@ class RequestReport(_Model):
     stored_blocks: int | None
 
 
-class EngineInfo(_Model):
-    """Which engine produced the evidence. ``sim`` is kvverify's reference model, not a GPU."""
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """Which engine produced the evidence. ``sim`` is kvverify's reference model, not a GPU:
+    a log the model wrote says so (its mark), whatever version banner it imitates."""
 
-    name: Literal["trtllm", "sim", "unknown"]
+    name: EngineName
     version: str | None = None
-    dialect: str | None = Field(default=None, description="log format era (sim only)")
+    dialect: str | None = None  # log format era the model wrote (sim only)
+    #: the TensorRT-LLM version the log's banner names (for sim: the release it imitates)
+    banner: str | None = None
 
 
-class LogReport(_Model):
+class Requests:
+    """The requests of a log, made each time a report is rendered (a dense log has tens of
+    thousands per GiB: they are streamed, not held as records)."""
+
+    def __init__(self, make: Callable[[], Iterable[RequestReport]] | None = None) -> None:
+        self._make = make
+
+    def __iter__(self) -> Iterator[RequestReport]:
+        return iter(self._make() if self._make is not None else ())
+
+    def __bool__(self) -> bool:
+        return next(iter(self), None) is not None
+
+
+@dataclass(frozen=True)
+class LogReport:
     path: str
     verdict: Verdict
     engine: EngineInfo
-    formats: list[str] = Field(description="log format eras recognised, e.g. 'summary: 9 lines'")
+    formats: tuple[str, ...]  # log format eras recognised, e.g. 'summary: 9 lines'
     lines: int
     runs: int
-    ranks: list[int | None]
-    summaries: list[SummaryReport]
-    requests: list[RequestReport]
-    checks: list[Check]
-    diagnoses: list[Diagnosis]
-    errors: list[str] = Field(description="engine error lines, 'line: text', the first 50")
+    ranks: tuple[int | None, ...]
+    summaries: tuple[SummaryReport, ...]
+    requests: Requests
+    checks: tuple[Check, ...]
+    diagnoses: tuple[Diagnosis, ...]
+    errors: tuple[str, ...]  # engine error lines, 'line: text', the first 50
     error_count: int
 
 
-class CheckReport(_Model):
-    schema_: str = Field(default=SCHEMA, alias="schema")
-    schema_version: int = SCHEMA_VERSION
+@dataclass(frozen=True)
+class CheckReport:
     kvverify_version: str
     verdict: Verdict
     exit_code: int
-    logs: list[LogReport]
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    logs: tuple[LogReport, ...]
+    #: which scanner read the logs: "native" (the C extension) or "python"
+    scanner: str = "python"
+    schema: str = field(default=SCHEMA)
+    schema_version: int = SCHEMA_VERSION

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from kvverify.cli import main
+
+#: The JSON report's contract (docs/check-report.schema.json).
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parent.parent / "docs" / "check-report.schema.json").read_text()
+)
 
 
 @dataclass
@@ -22,6 +29,17 @@ class Result:
 Run = Callable[..., Result]
 
 
+#: Variables a CI system sets that change what kvverify writes: a test that wants one sets it.
+_CI_VARIABLES = ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "GITLAB_CI")
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite never writes into the real job summary of the CI that runs it."""
+    for name in _CI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Run:
     """Run the kvverify command line in-process: exit code, stdout and stderr."""
@@ -29,12 +47,7 @@ def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
     def invoke(*args: str, stdin: bytes | None = None) -> Result:
         if stdin is not None:
             monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        else:  # pragma: no cover - main always exits
-            code = 0
+        code = main(list(args))
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
 

@@ -9,10 +9,11 @@ import pytest
 from logmaker import WINDOW, Manager, Req, counters_of, seed_log, write_manager
 
 from kvverify import markers
-from kvverify.check import Inputs, StepPlan, check_events
+from kvverify.check import Inputs, StepPlan, check_events, report
 from kvverify.engines.sim.dialects import DIALECTS, LogWriter
 from kvverify.evidence.parse import parse_bytes
 from kvverify.expect import parse_all
+from kvverify.report import to_json
 from kvverify.result import LogReport
 
 
@@ -188,9 +189,8 @@ def test_warmup_dummies_reusing_blocks_are_flagged() -> None:
     dummies = [Req(0, 64, ["missed"] * 4, 0), Req(0, 64, ["matched"] * 3 + ["missed"], 48)]
     reqs = [*dummies, Req(1, 27, ["missed", "missed"], 0)]
     write_manager(w, Manager(requests=reqs))
-    lines.insert(
-        0, markers.line("run", engine="trtllm", max_batch_size=1, steps=1, expect=["no-reuse"])
-    )
+    run = markers.Run(scenario="s", variant="v", engine="trtllm", expect=("no-reuse",), steps=1)
+    lines[:0] = [markers.encode(run), markers.encode(markers.Ready(max_batch_size=1))]
     r = check("".join(lines))  # expectations from the log: written by kvverify run
     assert r.verdict == "fail"
     assert {c.source for c in r.checks} == {"log"}
@@ -200,15 +200,18 @@ def test_warmup_dummies_reusing_blocks_are_flagged() -> None:
 
 
 def test_expectations_from_cli_win_over_the_log() -> None:
-    text = markers.line("run", engine="sim", expect=["reused_blocks == 999"]) + seed_log("1.2")
+    run = markers.Run(scenario="s", variant="v", engine="trtllm", expect=("reused_blocks == 999",))
+    text = markers.encode(run) + seed_log("1.2")
     assert check(text).verdict == "fail"
     assert check(text, "reused_blocks == 4").verdict == "pass"
-    assert check(text).engine.name == "sim"
+    assert check(text).engine.name == "trtllm"
+    # A log the reference model wrote says so, whatever the run marker or the banner claims.
+    assert check(text + markers.encode(markers.ModelMark("0.1.0", "1.2"))).engine.name == "sim"
 
 
 def test_a_crashed_run_is_reported_as_crashed() -> None:
-    text = seed_log("1.2", summary=False) + markers.line(
-        "exit", status="crashed", returncode=-9, signal="SIGKILL", detail="killed by SIGKILL"
+    text = seed_log("1.2", summary=False) + markers.encode(
+        markers.Exit(status="crashed", returncode=-9, signal="SIGKILL", detail="killed by SIGKILL")
     )
     r = check(text)
     assert r.verdict == "crashed"
@@ -246,7 +249,7 @@ def test_window_rank_and_segment_scopes() -> None:
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
 def test_json_report_is_plain_json_with_nulls_not_zeros(dialect: str) -> None:
     r = check(seed_log(dialect))
-    data = json.loads(r.model_dump_json())
+    data = json.loads(to_json(report([r])))["logs"][0]
     printed = set(DIALECTS[dialect].summary_metrics)
     for s in data["summaries"]:
         for key in ("missed_blocks", "cache_hit_rate", "reused_tokens", "reused_blocks"):
@@ -311,5 +314,5 @@ def test_printed_stats_in_a_tp_log_go_to_a_working_manager(tmp_path: Path) -> No
     log = tmp_path / "tp2.log"
     log.write_text("".join(lines))
     report = check_source(LogSource(str(log)), Inputs())
-    assert report.ranks == [0, 1]
+    assert report.ranks == (0, 1)
     assert report.verdict == check_source(LogSource(str(golden)), Inputs()).verdict == "pass"

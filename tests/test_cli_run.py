@@ -66,7 +66,7 @@ def test_sim_runs_the_builtin_scenario_and_says_it_is_the_model(run: Run, tmp_pa
     again = run("check", "--format", "json", str(tmp_path / "offload_on.log"))
     assert report_of(again.out)["logs"][0]["checks"] == data["logs"][1]["checks"]
     table = run("check", str(tmp_path / "offload_on.log"))
-    assert "engine: sim (kvverify's reference model, not a GPU run)" in table.out
+    assert "engine: sim (kvverify's reference model, not a GPU run; 1.2 log format" in table.out
 
 
 def test_auto_uses_the_model_without_tensorrt_llm(
@@ -76,36 +76,56 @@ def test_auto_uses_the_model_without_tensorrt_llm(
     r = run("run", "--out", str(tmp_path), "--variant", "offload_off")
     assert r.code == 0, r.err
     assert "engine: sim" in r.out
-    assert "log: " in r.err
+    assert "logs: " in r.err
 
 
-def test_trtllm_without_tensorrt_llm_never_falls_back(run: Run, tmp_path: Path) -> None:
-    r = run(
-        "run",
-        "--engine",
-        "trtllm",
-        "--out",
-        str(tmp_path),
-        "--variant",
-        "offload_on",
-        "--format",
-        "json",
+def test_trtllm_without_tensorrt_llm_is_a_broken_runner_not_a_bad_scenario(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kvverify.engines.base.importlib.util, "find_spec", lambda name: None)
+    out = tmp_path / "out"
+    r = run("run", "--engine", "trtllm", "--out", str(out), "--variant", "offload_on")
+    assert r.code == 3, r.err
+    assert r.out == ""
+    assert r.err.splitlines()[0] == (
+        "kvverify: TensorRT-LLM is not installed (no module named 'tensorrt_llm')"
     )
-    assert r.code == 2
-    (log,) = report_of(r.out)["logs"]
-    assert log["verdict"] == "not_analyzable"
+    assert "--engine sim" in r.err  # never a fallback to the model
+    assert not out.exists() or not any(out.iterdir())  # nothing ran
+
+
+def test_a_tensorrt_llm_that_fails_to_import_is_exit_3_with_the_error_in_one_line(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Installed, but its import fails (a CUDA library missing): the engine could not start.
+    broken = tmp_path / "site" / "tensorrt_llm"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text(
+        "raise ImportError('libcudart.so.12: cannot open shared object file: "
+        "No such file or directory')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    r = run("run", "--engine", "trtllm", "--out", str(tmp_path / "out"), "--format", "json")
+    assert r.code == 3, r.out
+    data = report_of(r.out)
+    assert data["verdict"] == "engine_unavailable"
+    (log,) = data["logs"]  # the first variant shows it; the others are not tried
     first = log["diagnoses"][0]
-    assert (first["code"], first["title"]) == ("run-rejected", "the engine did not start")
-    assert "cannot import tensorrt_llm" in first["detail"]
-    assert "--engine sim" in first["hint"]
+    assert (first["code"], first["title"]) == ("run-unavailable", "the engine could not start")
+    assert first["detail"] == (
+        "EngineUnavailable: cannot import tensorrt_llm: ImportError: libcudart.so.12: cannot "
+        "open shared object file: No such file or directory"
+    )
+    assert "engine-errors" not in {d["code"] for d in log["diagnoses"]}
     assert "no-debug-lines" not in {d["code"] for d in log["diagnoses"]}
     # the variant's own expectations, each saying why it cannot be checked
     assert [c["expression"] for c in log["checks"]] == [
-        "step[3].reused_tokens > 0",
-        "step[4].reused_tokens > 0",
-        "cache_hit_rate > 0",
+        "reused_blocks == 0",
+        "cache_hit_rate == 0",
     ]
-    assert {c["diagnosis"] for c in log["checks"]} == {"run-rejected"}
+    assert {c["diagnosis"] for c in log["checks"]} == {"run-unavailable"}
+    assert "cannot import tensorrt_llm" in (tmp_path / "out" / "offload_off.log").read_text()
 
 
 @pytest.mark.usefixtures("standin")
@@ -114,7 +134,12 @@ def test_standin_pass_and_the_log_repeats_the_verdict(run: Run, tmp_path: Path) 
     assert r.code == 0, r.out
     data = report_of(r.out)
     for log in data["logs"]:
-        assert log["engine"] == {"name": "trtllm", "version": "1.2.0rc2", "dialect": None}
+        assert log["engine"] == {
+            "name": "trtllm",
+            "version": "1.2.0rc2",
+            "dialect": None,
+            "banner": "1.2.0rc2",
+        }
         assert [s["final"] for s in log["summaries"]] == [True]
     on = (tmp_path / "offload_on.log").read_text()
     assert "[TensorRT-LLM] TensorRT LLM version: 1.2.0rc2" in on  # the import banner
@@ -197,7 +222,7 @@ def test_keys_the_installed_version_does_not_know_fail_before_the_model_loads(
     log = (tmp_path / "offload_on.log").read_text()
     assert "Allocating primary pool" not in log  # no model was loaded
     path = scenario_with(tmp_path, engine__args={"max_batch_sise": 2})
-    r = run_standin(run, path, str(tmp_path))
+    r = run_standin(run, path, str(tmp_path / "second"))
     assert r.code == 2
     assert (
         "engine.max_batch_sise: LLM of TensorRT-LLM 1.2.0rc2 has no such argument (did you "

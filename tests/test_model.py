@@ -32,11 +32,10 @@ class Recorder:
         self.events.append(data)
 
 
-def run(m: BlockManager, rid: int, tokens: list[int], generated: int = 0) -> Any:
+def run(m: BlockManager, rid: int, tokens: list[int], generated: int = 1) -> Any:
+    """One request through the manager: its prompt, then ``generated`` tokens, then release."""
     look = m.add_sequence(rid, tokens)
-    m.store_context(rid)
-    for i in range(generated):
-        m.add_token(rid, 10_000 + i)
+    m.generate(rid, [10_000 + i for i in range(generated)])
     m.release(rid)
     return look
 
@@ -75,13 +74,15 @@ def test_release_reports_only_the_blocks_it_newly_stores() -> None:
     # nothing (kvCacheManager.cpp, WindowBlockManager::storeBlocks).
     m = BlockManager(16, 0, 4)
     m.add_sequence(1, list(range(9)))
-    assert m.store_context(1) == 2  # the two full blocks of the first 8 tokens
-    for i in range(6):
-        m.add_token(1, 100 + i)  # 15 tokens: 14 usable, blocks 3 (full) and 4 (partial)
+    m.sample(1, 100)  # the context step's token: then the context blocks are stored
+    assert m.store_context(1) == 2  # the two full blocks of the 9-token prompt
+    for token in range(101, 107):
+        m.add_token(1)
+        m.sample(1, token)  # 16 tokens: 15 stored, blocks 3 (full) and 4 (partial)
     assert m.release(1) == 2
-    m.add_sequence(2, list(range(9)))
-    m.store_context(2)
-    assert m.release(2) == 0  # both keys were in the tree already
+    m.add_sequence(2, list(range(8)))
+    m.generate(2, [200])  # 9 tokens, 8 stored: both keys were in the tree already
+    assert m.release(2) == 0
 
 
 def test_a_reused_block_takes_the_priority_its_new_request_sets() -> None:
@@ -92,7 +93,7 @@ def test_a_reused_block_takes_the_priority_its_new_request_sets() -> None:
     run(m, 1, prompt_a)
     look = m.add_sequence(2, prompt_a, priority=80)
     assert look.reused_blocks == 2
-    m.store_context(2)
+    m.generate(2, [7])
     m.release(2)
     assert {b.priority for b in m.root.children.values()} == {80}
     run(m, 3, prompt_c)  # needs 2 blocks: the priority-80 blocks are evicted last
@@ -109,7 +110,7 @@ def test_keys_ignore_the_last_token() -> None:
 def test_partial_reuse_in_place_and_by_copy() -> None:
     rec = Recorder()
     m = BlockManager(32, 0, 4, listener=rec)
-    run(m, 1, list(range(10)))  # stores [0-3], [4-7], [8] (a partial tail)
+    run(m, 1, list(range(10)))  # stores [0-3], [4-7], [8, 9] (a partial tail)
     # 0..6: the second key (4,5) partially matches the stored (4,5,6,7), which has a child:
     # copied into a new block (copy on partial reuse).
     look = m.add_sequence(2, list(range(7)))
@@ -118,8 +119,8 @@ def test_partial_reuse_in_place_and_by_copy() -> None:
     assert [o for o, *_ in rec.lookups[-2:]] == ["matched", "copied"]
     m.release(2)
     m2 = BlockManager(32, 0, 4, listener=rec)
-    run(m2, 1, list(range(7)))  # stores [0-3], [4,5] (a leaf)
-    look = m2.add_sequence(2, [0, 1, 2, 3, 4, 9, 9])  # (4, 9) partially matches leaf (4, 5)
+    run(m2, 1, list(range(7)))  # stores [0-3], [4, 5, 6] (a leaf)
+    look = m2.add_sequence(2, [0, 1, 2, 3, 4, 9, 9])  # (4, 9) partially matches leaf (4, 5, 6)
     assert (look.partial_blocks, look.copied_blocks, look.prepopulated) == (1, 0, 5)
     assert rec.lookups[-1][0] == "partial"  # reused in place
 
@@ -173,7 +174,7 @@ def test_offload_needs_the_minimum_priority() -> None:
     assert low.add_sequence(3, list(range(1, 14))).reused_blocks == 0
     high = BlockManager(4, 8, 4, secondary_offload_min_priority=50)
     high.add_sequence(1, list(range(1, 14)), priority=80)
-    high.store_context(1)
+    high.generate(1, [7])
     high.release(1)
     run(high, 2, list(range(100, 113)))
     assert high.counters.offloaded_blocks > 0
@@ -241,11 +242,10 @@ def test_properties(
         looks = []
         for rid, (which, wanted) in enumerate(trace):
             tokens = prompt(which)[: 8 * tpb]
-            gen = max(0, min(wanted, 8 * tpb - len(tokens)))  # the request fits the GPU pool
+            # the request fits the GPU pool: prompt + generated - 1 KV slots
+            gen = max(1, min(wanted, 8 * tpb - len(tokens) + 1))
             looks.append(m.add_sequence(rid, tokens))
-            m.store_context(rid)
-            for i in range(gen):
-                m.add_token(rid, 50 + i + 1000 * which)
+            m.generate(rid, [50 + i + 1000 * which for i in range(gen)])
             m.release(rid)
         return m, looks
 
@@ -263,3 +263,30 @@ def test_properties(
     full_only, _ = play(host, partial=False)
     bigger, _ = play(host + 8, partial=False)
     assert bigger.counters.reused_blocks >= full_only.counters.reused_blocks
+
+
+def test_a_follow_up_reuses_the_previous_answer_up_to_its_last_token() -> None:
+    # releaseBlocks (kvCacheManager.cpp, 1.2.0rc2) stores getUniqueTokens(0).size() - 1 tokens,
+    # and the PyTorch executor frees a request only after the sampler appended its last token
+    # (_update_requests, then _handle_responses -> _terminate_request -> free_resources): P
+    # prompt and N generated tokens store P + N - 1. Here 30 + 3 - 1 = 32: one full 32-token
+    # block, which a multi-turn follow-up (the prompt, the answer, a new turn) reuses whole.
+    # Storing one token fewer would leave a 31-token block and reuse 31 tokens.
+    m = BlockManager(8, 0, 32)
+    prompt, answer = list(range(1, 31)), [901, 902, 903]
+    m.add_sequence(1, prompt)
+    m.generate(1, answer)
+    m.release(1)
+    look = m.add_sequence(2, prompt + answer + list(range(2000, 2010)))
+    assert (look.prepopulated, look.full_blocks, look.partial_blocks) == (32, 1, 0)
+
+
+def test_the_context_step_stores_the_full_blocks_of_the_whole_prompt() -> None:
+    # update_resources -> storeContextBlocks runs after the first generated token was appended:
+    # chopVectorIntoBlocks(uniqueTokens, size() - 1 = P, tpb, allowPartial=false), floor(P/tpb)
+    # blocks; an 8-token prompt in 4-token blocks stores 2 while the request still runs.
+    rec = Recorder()
+    m = BlockManager(8, 0, 4, listener=rec)
+    m.add_sequence(1, list(range(8)))
+    m.sample(1, 100)
+    assert m.store_context(1) == 2

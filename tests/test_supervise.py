@@ -39,11 +39,8 @@ def test_the_exit_marker_never_joins_an_unterminated_line(tmp_path: Path) -> Non
                 f"[TensorRT-LLM][DEBUG] BlockManager[windowSize=256] - {metric}: {value}\n".encode()
             )
         log.write(b"[TensorRT-LLM][DEBUG] BlockManager[windowSize=256] - reused tokens: 1")
-        log.append_line(
-            markers.line(
-                "exit", status="timeout", returncode=-9, signal="SIGKILL", detail="x"
-            ).encode()
-        )
+        exit_ = markers.Exit(status="timeout", returncode=-9, signal="SIGKILL", detail="x")
+        log.append_line(markers.encode(exit_).encode())
     text = path.read_text()
     assert '1\n[kvverify] {"v":1,"t":"exit"' in text
     report = check_source(LogSource(str(path)), Inputs())
@@ -64,10 +61,12 @@ def test_the_timeout_holds_when_the_worker_closes_its_output(
 ) -> None:
     # A worker that closes stdout and stderr but keeps running must still be stopped by the
     # timeout: the end of its output is not the end of the run.
+    from kvverify.run import plan_for
     from kvverify.runner import supervise
     from kvverify.scenario import load
 
-    variant = load(SCENARIO).select(("offload_on",))[0]
+    scenario = load(SCENARIO)
+    plan = plan_for(scenario, scenario.variants["offload_on"], "sim", None)
     quiet = "import os, time; print('hello', flush=True); os.close(1); os.close(2); time.sleep(60)"
     real_popen = subprocess.Popen
 
@@ -76,7 +75,7 @@ def test_the_timeout_holds_when_the_worker_closes_its_output(
 
     monkeypatch.setattr(supervise.subprocess, "Popen", popen)
     started = time.monotonic()
-    result = supervise.run_variant(str(SCENARIO), variant, "sim", tmp_path, timeout=2)
+    result = supervise.run_variant(plan, tmp_path, timeout=2)
     assert time.monotonic() - started < 20
     assert result.status == "timeout"
     text = result.log.read_text()

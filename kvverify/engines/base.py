@@ -1,20 +1,23 @@
 """The engine protocol and the registry of engines.
 
 An engine runs inside the worker process (``kvverify.runner.worker``): it builds the model from
-a scenario variant, runs one step at a time, hands over statistics and shuts down. What the
-engine prints goes to file descriptors 1 and 2, which the supervisor captures; what the worker
-learns from the engine's API goes into the same stream as marker lines.
+a :class:`~kvverify.runner.plan.Plan`, runs one step at a time, hands over statistics and shuts
+down. What the engine prints goes to file descriptors 1 and 2, which the supervisor captures;
+what the worker learns from the engine's API goes into the same stream as marker lines.
+Standard library only (see :mod:`kvverify.runner.plan`).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import subprocess
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from kvverify.errors import EngineError
-from kvverify.scenario import Step, Variant
+from kvverify.errors import EngineUnavailable
+from kvverify.runner.plan import Plan, Step
 
 EngineName = Literal["trtllm", "sim"]
 ENGINE_CHOICES = ("auto", "trtllm", "sim")
@@ -35,19 +38,21 @@ class StepOutcome:
 
 
 class Engine(Protocol):
-    """What the worker needs from an engine."""
+    """What the worker needs from an engine. ``stats`` and ``events`` raise when the engine's
+    API fails: the worker records that in the log (API drift must show, not read as 'no
+    evidence')."""
 
     name: EngineName
 
     def version(self) -> str | None:
-        """The engine's version (``tensorrt_llm.__version__``; the sim's dialect version)."""
+        """The engine's version (``tensorrt_llm.__version__``)."""
         ...
 
     def run_info(self) -> dict[str, Any]:
-        """Extra fields for the ``run`` marker (max_batch_size, prompt lengths, ...)."""
+        """Fields of the ``ready`` marker (max_batch_size, prompt lengths, ...)."""
         ...
 
-    def start(self, variant: Variant) -> None:
+    def start(self, plan: Plan) -> None:
         """Build the engine. Errors in the scenario surface here, before any step."""
         ...
 
@@ -71,14 +76,47 @@ _MODULES: dict[str, str] = {
     "sim": "kvverify.engines.sim.engine",
 }
 
+SIM_HINT = "pass --engine sim to run kvverify's reference model on purpose"
 
-def resolve(choice: str) -> EngineName:
-    """``auto`` is TensorRT-LLM when the package is installed, else the reference model."""
-    if choice == "auto":
-        return "trtllm" if importlib.util.find_spec("tensorrt_llm") is not None else "sim"
-    if choice not in _MODULES:
-        raise EngineError(f"unknown engine {choice!r}", hint="choose auto, trtllm or sim")
-    return choice  # type: ignore[return-value]
+
+def has_tensorrt_llm(python: str | None = None) -> bool:
+    """Whether ``tensorrt_llm`` is importable (found, not imported) here or under ``python``."""
+    if python is None:
+        return importlib.util.find_spec("tensorrt_llm") is not None
+    code = "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorrt_llm') is None)"
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EngineUnavailable(
+            f"cannot run the interpreter: {exc}",
+            where=f"--python {python}",
+            hint="give the python of the environment that holds TensorRT-LLM",
+        ) from None
+    return done.returncode == 0
+
+
+def resolve(choice: str, *, python: str | None = None, ci: bool | None = None) -> EngineName:
+    """``auto`` is TensorRT-LLM when it is installed, else the reference model, except in CI
+    (the ``CI`` variable set): there a runner without TensorRT-LLM is broken, and falling back
+    to the model would turn the gate green on no evidence at all."""
+    if choice not in ENGINE_CHOICES:
+        raise EngineUnavailable(f"unknown engine {choice!r}", hint="choose auto, trtllm or sim")
+    if choice != "auto":
+        return choice  # type: ignore[return-value]
+    if has_tensorrt_llm(python):
+        return "trtllm"
+    if ci if ci is not None else in_ci():
+        where = f" under {python}" if python else ""
+        raise EngineUnavailable(
+            f"TensorRT-LLM is not installed{where}, and in CI (CI is set) --engine auto never "
+            "falls back to the reference model",
+            hint=f"install TensorRT-LLM on this runner, or {SIM_HINT}",
+        )
+    return "sim"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def create(name: EngineName, **options: Any) -> Engine:

@@ -5,6 +5,9 @@ docs/trtllm-logs.md §9). ``tensorrt_llm`` is imported only here, only in the wo
 ``TLLM_LOG_LEVEL`` is set. kvverify does not probe the GPU: TensorRT-LLM fails and the failure
 is reported.
 
+It reads only the run's :class:`~kvverify.runner.plan.Plan` and needs the standard library
+only, so that it runs under the interpreter of the TensorRT-LLM under test (``--python``).
+
 This module was written against the source and tested through a stand-in package
 (``tests/standin/tensorrt_llm``); no run on a GPU has been made with it.
 """
@@ -17,8 +20,9 @@ from datetime import timedelta
 from typing import Any
 
 from kvverify.engines.base import EngineName, StepOutcome
-from kvverify.errors import EngineError, did_you_mean
-from kvverify.scenario import Step, Variant
+from kvverify.errors import EngineError, EngineUnavailable, did_you_mean
+from kvverify.runner.plan import Plan, Step
+from kvverify.text import clean
 
 INSTALL_HINT = (
     "install TensorRT-LLM on a GPU host (pip install 'kvverify[trtllm]', see NVIDIA's install "
@@ -30,10 +34,18 @@ _STAT_KEYS = ("iter", "timestamp", "kvCacheStats", "kvCacheIterationStats")
 
 
 def _import() -> Any:
+    """``tensorrt_llm``, or :class:`EngineUnavailable` with the import error in one line:
+    not installed (ImportError), a CUDA or TensorRT library missing (ImportError or OSError
+    from the loader), or anything else its ``__init__`` raises."""
     try:
         import tensorrt_llm
-    except ImportError as exc:
-        raise EngineError(f"cannot import tensorrt_llm: {exc}", hint=INSTALL_HINT) from None
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        detail = clean(" ".join(str(exc).split()) or type(exc).__name__)
+        raise EngineUnavailable(
+            f"cannot import tensorrt_llm: {type(exc).__name__}: {detail}", hint=INSTALL_HINT
+        ) from None
     return tensorrt_llm
 
 
@@ -66,40 +78,41 @@ class TrtllmEngine:
         self._llm: Any = None
         self._sampling: Any = None
         self._events_enabled = False
-        self._variant: Variant | None = None
+        self._plan: Plan | None = None
 
     def version(self) -> str | None:
-        return str(getattr(self._tllm, "__version__", None))
+        version = getattr(self._tllm, "__version__", None)
+        return None if version is None else str(version)
 
     def run_info(self) -> dict[str, Any]:
         """What a check needs to tell warm-up dummies from the steps (reference §9.3: warm-up
         ids lie below max_batch_size, the k-th request gets max_batch_size + k): the batch
         size the engine resolved, and each step's prompt length in tokens where it is known."""
-        assert self._variant is not None
+        assert self._plan is not None
         args = getattr(self._llm, "args", None)
         batch = getattr(args, "max_batch_size", None)
         if not isinstance(batch, int):
-            batch = self._variant.engine.max_batch_size
+            batch = self._plan.max_batch_size
         return {
             "max_batch_size": batch,
-            "prompt_lengths": [self._prompt_length(s.prompt) for s in self._variant.steps],
+            "prompt_lengths": [self._prompt_length(s.prompt) for s in self._plan.steps],
         }
 
     def _prompt_length(self, name: str) -> int | None:
-        assert self._variant is not None
-        ids = self._variant.prompts[name].token_ids()
-        if ids is not None:
-            return len(ids)
+        assert self._plan is not None
+        known = self._plan.prompt_length(name)
+        if known is not None:
+            return known
         tokenizer = getattr(self._llm, "tokenizer", None)  # LLM.tokenizer; None without one
         if tokenizer is None:
             return None
         try:  # generate() tokenizes with special tokens, as encode() does by default
-            return len(tokenizer.encode(self._variant.prompt_text(name)))
+            return len(tokenizer.encode(self._plan.prompts[name].text))
         except Exception:  # a length is a cross-check only: without it steps map by order
             return None
 
-    def start(self, variant: Variant) -> None:
-        self._variant = variant
+    def start(self, plan: Plan) -> None:
+        self._plan = plan
         from tensorrt_llm import LLM, SamplingParams
         from tensorrt_llm.llmapi import KvCacheConfig
 
@@ -110,12 +123,12 @@ class TrtllmEngine:
         except ImportError:
             llm_fields = None
         version = self.version() or "?"
-        kv_kwargs = variant.engine.kv_cache.kwargs()
+        kv_kwargs = dict(plan.kv_cache_kwargs)
         kv_fields = _fields(KvCacheConfig)
         # V2 prints no summary: keep the V1 manager unless the scenario chose otherwise.
         if kv_fields and "use_kv_cache_manager_v2" in kv_fields:
             kv_kwargs.setdefault("use_kv_cache_manager_v2", False)
-        llm_kwargs = variant.engine.kwargs()
+        llm_kwargs = dict(plan.llm_kwargs)
         wanted = {"return_perf_metrics": True, "enable_iter_perf_stats": True}
         for key, value in wanted.items():
             if llm_fields is not None and key in llm_fields:
@@ -126,20 +139,19 @@ class TrtllmEngine:
         if problems:
             raise EngineError(
                 "; ".join(problems),
-                where=variant.name,
+                where=plan.variant,
                 hint="remove the key, or run a TensorRT-LLM that has it",
             )
         self._events_enabled = bool(kv_kwargs.get("event_buffer_max_size"))
-        sampling = variant.sampling.kwargs()
         try:
-            self._sampling = SamplingParams(**{"return_perf_metrics": True, **sampling})
+            self._sampling = SamplingParams(**{"return_perf_metrics": True, **plan.sampling_kwargs})
         except TypeError as exc:
             raise EngineError(
                 f"SamplingParams of TensorRT-LLM {version}: {exc}",
-                where=f"{variant.name}: sampling",
+                where=f"{plan.variant}: sampling",
             ) from None
         kv_cache_config = KvCacheConfig(**kv_kwargs)
-        self._llm = LLM(model=variant.engine.model, kv_cache_config=kv_cache_config, **llm_kwargs)
+        self._llm = LLM(model=plan.model, kv_cache_config=kv_cache_config, **llm_kwargs)
 
     def _retention_for(self, step: Step) -> Any:
         if step.priority is None:
@@ -152,10 +164,9 @@ class TrtllmEngine:
         )
 
     def step(self, step: Step) -> StepOutcome:
-        assert self._variant is not None
-        prompt = self._variant.prompts[step.prompt]
-        ids = prompt.token_ids()
-        inputs: Any = ids if ids is not None else self._variant.prompt_text(step.prompt)
+        assert self._plan is not None
+        prompt = self._plan.prompts[step.prompt]
+        inputs: Any = list(prompt.tokens) if prompt.tokens is not None else prompt.text
         kwargs: dict[str, Any] = {"use_tqdm": False}
         retention = self._retention_for(step)
         if retention is not None:
@@ -176,19 +187,15 @@ class TrtllmEngine:
         )
 
     def stats(self) -> list[dict[str, Any]]:
-        try:
-            stats = self._llm.get_stats(timeout=2)
-        except Exception:
-            return []
+        """``LLM.get_stats``; a failure propagates (the worker records it as API drift)."""
+        stats = self._llm.get_stats(timeout=2)
         return [{k: s[k] for k in _STAT_KEYS if k in s} for s in stats if isinstance(s, dict)]
 
     def events(self) -> list[dict[str, Any]]:
+        """``LLM.get_kv_cache_events``, when the scenario enabled them; a failure propagates."""
         if not self._events_enabled:
             return []
-        try:
-            events = self._llm.get_kv_cache_events(timeout=2)
-        except Exception:
-            return []
+        events = self._llm.get_kv_cache_events(timeout=2)
         return [_strip_tokens(e) for e in events if isinstance(e, dict)]
 
     def shutdown(self) -> None:

@@ -9,7 +9,10 @@ window manager per attention-window size. The rules, stated in the README:
   new segment on its rank when the current one has been used (requests, lookups, a summary) or
   already printed that same line; otherwise it belongs to the current one.
 * **Requests go to the newest segment of their rank**: a manager is torn down before the next is
-  built, so requests always reach the latest one. Per-block lines wait for the next
+  built, so requests always reach the latest one, unless that one has printed its summary:
+  the summary is printed when a manager is destroyed, so requests after it belong to a newer
+  manager, even when its construction lines are missing (a capture that started late, lines
+  filtered by level or by grep, an excerpt). Per-block lines wait for the next
   ``addSequence`` of their rank (they are printed before it).
 * **Summary blocks go to the oldest segment of their rank that has none for that window** (first
   in, first out): destructors print late, GC-driven, but in construction order. A new process
@@ -68,8 +71,10 @@ class SummaryBlock:
 
 @dataclass(slots=True)
 class Request:
-    """What the log says about one request in one segment."""
+    """What the log says about one request in one segment. ``seq`` numbers the requests of a
+    log in order of appearance (request ids come back: warm-up dummies, several runs)."""
 
+    seq: int
     request_id: int
     segment: int
     rank: int | None
@@ -87,7 +92,6 @@ class Request:
     onboard_copies: int | None = None
     offload_copies: int | None = None
     stored_blocks: int | None = None
-    dummy: bool = False
 
     @property
     def lookups_seen(self) -> bool:
@@ -139,10 +143,6 @@ class Segment:
         """A secondary (host) pool with blocks: evicted blocks can be offloaded."""
         return any(n > 0 for n in self.secondary_blocks.values())
 
-    @property
-    def windows(self) -> set[int | None]:
-        return {s.window for s in self.summaries} | set(self.primary_blocks)
-
 
 def _rank_order(rank: int | None) -> int:
     """Unranked output sorts first: it counts as the lowest rank."""
@@ -156,14 +156,15 @@ class Evidence:
     segments: list[Segment] = field(default_factory=list)
     errors: list[ErrorLine] = field(default_factory=list)
     error_count: int = 0
+    #: Error lines printed after kvverify began to stop the run (a ``stop`` marker): the
+    #: consequences of Ctrl-C or a timeout, not engine errors.
+    errors_after_stop: int = 0
     markers: list[Marker] = field(default_factory=list)
     v2: ManagerV2 | None = None
     versions: list[Banner] = field(default_factory=list)
     levels: dict[str, int] = field(default_factory=dict)
     shape: LogShape | None = None
     runs: int = 1
-    #: Per-block / copy lines no ``addSequence`` claimed, per rank (a run cut short).
-    unclaimed_lookups: int = 0
     #: The log shows TensorRT-LLM 1.2+ lines (releaseBlocks, numConnectorMatchedTokens, windowed
     #: addSequence): that era logs every block copy, so no copyBlock line means no copy.
     prints_copies: bool = False
@@ -196,10 +197,6 @@ class Evidence:
         return active[-1] if active else None
 
     @property
-    def summary_blocks(self) -> list[SummaryBlock]:
-        return sorted((b for s in self.segments for b in s.summaries), key=lambda b: b.line)
-
-    @property
     def debug(self) -> bool:
         return "debug" in self.levels
 
@@ -222,6 +219,8 @@ class Attributor:
         self._pending_prepop: dict[tuple[int | None, int], int] = {}
         # Window of the lookups waiting for the next addSequence (1.2 prints none on it).
         self._pending_window: dict[int | None, int | None] = {}
+        self._requests = 0  # Request.seq of the next request
+        self._stopped = False  # kvverify began to stop the current run
 
     # -- segments ------------------------------------------------------------------------------
 
@@ -235,8 +234,10 @@ class Attributor:
         return seg
 
     def _segment_for_use(self, rank: int | None, line: int) -> Segment:
+        """The segment requests and their lines go to: the newest of the rank, unless it has
+        printed its summary (it is destroyed): then a new one."""
         seg = self._current.get(rank)
-        if seg is None or seg.run != self._run:
+        if seg is None or seg.run != self._run or seg.summaries:
             seg = self._new_segment(rank, line)
         seg.used = True
         return seg
@@ -374,6 +375,9 @@ class Attributor:
         seg.event_onboards = (seg.event_onboards or 0) + e.onboards
 
     def _error(self, e: ErrorLine) -> None:
+        if self._stopped:
+            self.ev.errors_after_stop += 1
+            return
         self.ev.error_count += 1
         if len(self.ev.errors) < MAX_ERRORS:
             self.ev.errors.append(e)
@@ -388,8 +392,12 @@ class Attributor:
 
     def _marker(self, e: Marker) -> None:
         self.ev.markers.append(e)
-        if e.data is not None and e.data.get("t") == "run":
+        kind = None if e.data is None else e.data.get("t")
+        if kind == "run":
             self._new_run()
+            self._stopped = False
+        elif kind == "stop":
+            self._stopped = True
 
     def _level(self, e: LevelSeen) -> None:
         self.ev.levels.setdefault(e.level, e.line)
@@ -424,14 +432,15 @@ class Attributor:
         # for a new request (warm-up dummies reuse ids) after it was released.
         if req is None or req.stored_blocks is not None or window in req.windows:
             req = Request(
+                seq=self._requests,
                 request_id=e.request_id,
                 segment=seg.index,
                 rank=e.rank,
                 line=e.line,
                 input_length=e.input_length,
                 reused_tokens=reused,
-                dummy=e.request_id == PADDING_REQUEST_ID,
             )
+            self._requests += 1
             seg.add_request(req)
         else:  # another window of the same request: 2026 keeps the minimum (1.2: the last)
             req.reused_tokens = min(req.reused_tokens, reused) if prepop is None else prepop
@@ -476,7 +485,6 @@ class Attributor:
         for seg in self.ev.segments:
             for b in seg.summaries:
                 self.ev.summary_formats.add((len(b.values), b.window is not None))
-        self.ev.unclaimed_lookups = sum(p[0] + p[1] + p[2] + p[3] for p in self._pending.values())
         return self.ev
 
 

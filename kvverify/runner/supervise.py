@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import select
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,22 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from kvverify import markers
-from kvverify.engines.base import EngineName
-from kvverify.scenario import Variant
-
-Status = Literal["ok", "crashed", "timeout", "interrupted", "rejected"]
+from kvverify import exitcodes, markers
+from kvverify.markers import ExitStatus as Status
+from kvverify.runner.plan import Plan
 
 #: After the worker exits, how long its children (an MPI worker, its daemon) may keep the
 #: output open before they are killed (they are still printing the summary, normally).
 DRAIN_SECONDS = 120.0
 #: Between SIGTERM and SIGKILL when a run is stopped.
 GRACE_SECONDS = 5.0
-
-_STEP = re.compile(
-    rb'\[kvverify\] \{"v":1,"t":"(step_begin|step_end|shutdown|error)"'
-    rb'(?:,"step":(\d+))?(?:,"phase":"(\w+)")?'
-)
 
 
 @dataclass
@@ -51,7 +45,50 @@ class RunResult:
     stopped_by: int | None = None
 
 
-Progress = Callable[[str], None]
+@dataclass(frozen=True)
+class Event:
+    """What a run is doing, for a progress display: ``starting``, ``step`` (``step`` of
+    ``steps`` begins), ``shutdown`` (the KV-cache summary prints now), ``done`` (``status``,
+    ``detail``)."""
+
+    variant: str
+    what: Literal["starting", "step", "shutdown", "done"]
+    engine: str = ""
+    step: int = 0
+    steps: int = 0
+    status: Status = "ok"
+    detail: str = ""
+
+
+Progress = Callable[[Event], None]
+
+
+class _Markers:
+    """The markers in the captured stream, line by line as chunks arrive (a line may be cut
+    between chunks): progress, and the worker's own account of a failure."""
+
+    def __init__(self, plan: Plan, say: Progress) -> None:
+        self._tail = b""
+        self._plan = plan
+        self._say = say
+        self.error: markers.WorkerError | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._tail + chunk
+        cut = data.rfind(b"\n") + 1
+        self._tail = data[cut:][-(1 << 20) :]  # a marker is far shorter; junk is not kept
+        if markers.PREFIX.encode() not in data[:cut]:
+            return
+        for line in data[:cut].splitlines():
+            record = markers.find(line)
+            if isinstance(record, markers.StepBegin):
+                self._say(
+                    Event(self._plan.variant, "step", step=record.step, steps=len(self._plan.steps))
+                )
+            elif isinstance(record, markers.Shutdown) and record.phase == "begin":
+                self._say(Event(self._plan.variant, "shutdown"))
+            elif isinstance(record, markers.WorkerError):
+                self.error = record
 
 
 class _StopRequest:
@@ -110,44 +147,68 @@ class _Log:
         self.write((b"" if self.at_line_start else b"\n") + line)
 
 
-def environment(variant: Variant) -> dict[str, str]:
+def environment(plan: Plan, path_entry: str | None = None) -> dict[str, str]:
     """The worker's environment: TLLM_LOG_LEVEL=DEBUG before TensorRT-LLM is imported,
-    unbuffered Python output, the scenario's own variables."""
+    unbuffered Python output, the scenario's own variables; ``path_entry`` first on
+    PYTHONPATH (where another interpreter finds this kvverify)."""
     env = dict(os.environ)
     env["TLLM_LOG_LEVEL"] = "DEBUG"
     env["PYTHONUNBUFFERED"] = "1"
-    env.update(variant.engine.env)
+    env.update(plan.env)
+    if path_entry is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [path_entry, env.get("PYTHONPATH")]))
     return env
 
 
+@contextlib.contextmanager
+def _package_path(python: str | None) -> Iterator[str | None]:
+    """For a worker under another interpreter: a directory holding only this kvverify package,
+    for its PYTHONPATH (the worker needs the standard library only; the other environment's
+    own packages are not shadowed, and a kvverify installed there is)."""
+    if python is None:
+        yield None
+        return
+    package = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="kvverify-worker-") as tmp:
+        link = Path(tmp) / "kvverify"
+        try:
+            link.symlink_to(package, target_is_directory=True)
+        except OSError:  # no symlinks (Windows without the privilege): a copy
+            shutil.copytree(package, link, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+        yield tmp
+
+
 def run_variant(
-    scenario_path: str,
-    variant: Variant,
-    engine: EngineName,
+    plan: Plan,
     out_dir: Path,
     *,
     timeout: float | None,
-    dialect: str | None = None,
+    python: str | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Run one variant in a worker process; never raises for what the engine does."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log_path = out_dir / f"{variant.name}.log"
-    cmd = [sys.executable, "-m", "kvverify.runner.worker", scenario_path, variant.name, engine]
-    if dialect:
-        cmd += ["--dialect", dialect]
+    """Run one variant in a worker process (under ``python``, default this interpreter);
+    never raises for what the engine does. The plan goes next to the log."""
+    log_path = out_dir / f"{plan.variant}.log"
+    plan_path = out_dir / f"{plan.variant}.plan.json"
+    plan.write(plan_path)
+    cmd = [python or sys.executable, "-m", "kvverify.runner.worker", str(plan_path)]
     started = time.monotonic()
-    steps = len(variant.steps)
-    say = progress or (lambda _text: None)
+    say = progress or (lambda _event: None)
+    seen = _Markers(plan, say)
     stop = _StopRequest()
-    with log_path.open("wb", buffering=0) as fh, _signals(stop):
+    with (
+        _package_path(python) as path_entry,
+        log_path.open("wb", buffering=0) as fh,
+        _signals(stop),
+    ):
         log = _Log(fh)
+        say(Event(plan.variant, "starting", engine=plan.engine))
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=environment(variant),
+            env=environment(plan, path_entry),
             start_new_session=True,
         )
         assert proc.stdout is not None
@@ -158,7 +219,6 @@ def run_variant(
         output_open = True
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
-        say(f"[{variant.name}] starting {engine}")
         try:
             while True:
                 now = time.monotonic()
@@ -170,10 +230,12 @@ def run_variant(
                         if stop.signum == signal.SIGINT
                         else f"kvverify received {name}: stopped"
                     )
+                    log.append_line(markers.encode(markers.Stop("signal", name)).encode())
                     _stop(proc, log, first=signal.Signals(stop.signum))
                     break
                 if deadline is not None and now > deadline:
                     status, detail = "timeout", f"no result after {timeout:g} s: stopped"
+                    log.append_line(markers.encode(markers.Stop("timeout")).encode())
                     _stop(proc, log)
                     break
                 exited = proc.poll() is not None
@@ -186,6 +248,7 @@ def run_variant(
                         f"the engine's child processes kept the output open "
                         f"{DRAIN_SECONDS:g} s after the worker exited: stopped"
                     )
+                    log.append_line(markers.encode(markers.Stop("drain")).encode())
                     _stop(proc, log)
                     break
                 if not output_open:
@@ -199,34 +262,28 @@ def run_variant(
                     sel.unregister(proc.stdout)
                     continue
                 log.write(chunk)
-                for m in _STEP.finditer(chunk):
-                    kind = m.group(1).decode()
-                    if kind == "step_begin":
-                        say(f"[{variant.name}] step {int(m.group(2))}/{steps}")
-                    elif kind == "shutdown" and m.group(3) == b"begin":
-                        say(f"[{variant.name}] shutting down (the KV cache summary prints now)")
+                seen.feed(chunk)
         finally:
             sel.close()
             if proc.poll() is None:  # only when kvverify itself failed (a full disk, a bug)
                 _stop(proc, log)
             returncode = proc.wait()  # exited, or stopped by _stop
             proc.stdout.close()
-        if status == "ok" and returncode != 0:
-            status, detail = _crash(returncode)
-        elif status == "ok" and detail:
-            status = "crashed"
+        if status == "ok":
+            status, detail = _ending(returncode, seen.error, detail)
         log.append_line(
-            markers.line(
-                "exit",
-                status=status,
-                returncode=returncode,
-                signal=_signal_name(returncode),
-                detail=detail,
+            markers.encode(
+                markers.Exit(
+                    status=status,
+                    returncode=returncode,
+                    signal=_signal_name(returncode),
+                    detail=detail,
+                )
             ).encode()
         )
-    say(f"[{variant.name}] {status}" + (f": {detail}" if detail and status != "ok" else ""))
+    say(Event(plan.variant, "done", status=status, detail=detail))
     return RunResult(
-        variant.name,
+        plan.variant,
         log_path,
         status,
         returncode,
@@ -236,12 +293,22 @@ def run_variant(
     )
 
 
-def _crash(returncode: int) -> tuple[Status, str]:
+def _ending(returncode: int, error: markers.WorkerError | None, detail: str) -> tuple[Status, str]:
+    """How a worker that kvverify did not stop ended. Refused input and an engine that could
+    not start are told by the worker's own error marker, not by the exit status alone."""
+    said = error.exit_code if error is not None else None
+    if returncode == exitcodes.UNUSABLE and said == exitcodes.UNUSABLE:
+        return "rejected", "the engine refused the scenario (see the error in the log)"
+    if returncode == exitcodes.ENGINE and said == exitcodes.ENGINE:
+        assert error is not None
+        return "unavailable", error.message
     if returncode < 0:
         return "crashed", f"killed by {_signal_name(returncode)}"
-    if returncode == 2:
-        return "rejected", "the engine refused the scenario (see the error in the log)"
-    return "crashed", f"exit status {returncode}"
+    if returncode != 0:
+        return "crashed", f"exit status {returncode}"
+    if detail:  # the worker exited, its children held the output open and were stopped
+        return "crashed", detail
+    return "ok", ""
 
 
 def _signal_name(returncode: int | None) -> str | None:

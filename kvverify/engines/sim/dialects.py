@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from kvverify import __version__, markers
 from kvverify.evidence.events import SUMMARY_METRICS
 from kvverify.metrics import hit_rate
 
@@ -304,6 +305,11 @@ class LogWriter:
         return f"BlockManager[windowSize={window}]" if self.dialect.windowed else "BlockManager"
 
     # -- what one KV cache manager prints ---------------------------------------------------------
+
+    def model_mark(self) -> None:
+        """kvverify's mark, first in every log the reference model writes: whatever version
+        banner follows, the log says that the model wrote it, not TensorRT-LLM."""
+        self.out(markers.encode(markers.ModelMark(__version__, self.dialect.name)))
 
     def banner(self) -> None:
         self.raw(self.dialect.banner.format(__version__=self.dialect.version))

@@ -12,7 +12,8 @@ from kvverify.engines.sim.dialects import DEFAULT_DIALECT, DIALECTS, LogWriter
 from kvverify.engines.sim.simulate import Simulation
 from kvverify.errors import EngineError
 from kvverify.metrics import hit_rate
-from kvverify.scenario import Step, Variant
+from kvverify.runner.plan import Plan, Step
+from kvverify.scenario import Variant, load
 
 
 def _write(text: str) -> None:
@@ -34,7 +35,11 @@ class SimEngine:
     def version(self) -> str | None:
         return f"kvverify {__version__} reference model"
 
-    def start(self, variant: Variant) -> None:
+    def start(self, plan: Plan) -> None:
+        (variant,) = load(plan.scenario_path).select([plan.variant])
+        self.start_variant(variant)
+
+    def start_variant(self, variant: Variant) -> None:
         writer = LogWriter(DIALECTS[self.dialect], self.out)
         self.sim = Simulation(variant, self.dialect, writer)
         self.sim.start()

@@ -114,10 +114,14 @@ class Lookup:
 @dataclass
 class _Sequence:
     request_id: int
+    #: the request's unique tokens: the prompt and every token sampled so far
+    #: (``LlmRequest::addNewToken``)
     tokens: list[int]
     blocks: list[Block]
     dummy: bool
     priority: int
+    #: tokens the manager holds KV slots for (``addSequence``: the prompt; ``addToken``: +1)
+    kv_tokens: int = 0
 
 
 class BlockManager:
@@ -387,30 +391,57 @@ class BlockManager:
         if self.enable_reuse:  # mReusedTokens / mTotalInputTokens: the reuse path only
             self.counters.reused_tokens += look.prepopulated
             self.counters.input_tokens += len(tokens)
-        self._sequences[request_id] = _Sequence(request_id, list(tokens), blocks, dummy, prio)
+        self._sequences[request_id] = _Sequence(
+            request_id, list(tokens), blocks, dummy, prio, kv_tokens=len(tokens)
+        )
         self._current = None
         return look
 
     def store_context(self, request_id: int) -> int:
-        """``storeContextBlocks`` (§6.3): full blocks of the first L-1 prompt tokens. Dummies
-        are skipped from 1.2 on."""
+        """``storeContextBlocks`` (§6.3, §10): the full blocks of all but the last of the
+        request's tokens. The PyTorch executor calls it from ``update_resources``, after the
+        sampler appended the first generated token: the full blocks of the whole prompt,
+        ``floor(P / tpb)``. Dummies are skipped from 1.2 on."""
         seq = self._sequences[request_id]
         if not self._stores(seq):
             return 0
         return self._store(seq, [k for k in self._usable_blocks(seq.tokens) if len(k) == self.tpb])
 
-    def add_token(self, request_id: int, token: int) -> None:
-        """A generated token: a new block when the last one is full (``allocateBlock``)."""
+    def sample(self, request_id: int, token: int) -> None:
+        """The sampler appends a generated token to the request (``addNewToken``); its KV
+        slot comes with the next generation step (:meth:`add_token`), if there is one."""
+        self._sequences[request_id].tokens.append(token)
+
+    def add_token(self, request_id: int) -> None:
+        """A generation step (``addToken``): one more KV slot, a new block when the last one
+        is full (``allocateBlock``)."""
         seq = self._sequences[request_id]
-        seq.tokens.append(token)
-        if (len(seq.tokens) - 1) % self.tpb == 0:
+        seq.kv_tokens += 1
+        if (seq.kv_tokens - 1) % self.tpb == 0:
             seq.blocks.append(self._get_free_block(request_id, seq.priority))
 
+    def generate(self, request_id: int, tokens: list[int]) -> None:
+        """Everything between ``addSequence`` and ``releaseBlocks`` for a request that
+        generates ``tokens``, in the PyTorch executor's order (§10): the context step samples
+        the first token, then the context blocks are stored (``update_resources``) unless the
+        request already finished (then it is freed first); each generation step adds a KV
+        slot, then samples the next token."""
+        first, *later = tokens
+        self.sample(request_id, first)
+        if later:
+            self.store_context(request_id)
+        for token in later:
+            self.add_token(request_id)
+            self.sample(request_id, token)
+
     def release(self, request_id: int) -> int:
-        """``releaseBlocks`` (§6.3): store every token but the last, a partial tail included,
-        then give the blocks back last to first. Returns what TensorRT-LLM prints as "N blocks
-        stored for reuse": ``numBlocksStoredForReuse``, the blocks newly inserted into the tree
-        (a key the tree already holds counts nothing)."""
+        """``releaseBlocks`` (§6.3, §10): store all of the request's tokens but the last, a
+        partial tail included, then give the blocks back last to first. After N generated
+        tokens the request holds prompt + N tokens (the sampler appends the last one before
+        the request is freed), so prompt + N - 1 are stored, in the blocks the N - 1
+        generation steps allocated. Returns what TensorRT-LLM prints as "N blocks stored for
+        reuse": ``numBlocksStoredForReuse``, the blocks newly inserted into the tree (a key the
+        tree already holds counts nothing)."""
         seq = self._sequences.pop(request_id)
         stored = 0
         if self._stores(seq):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvverify.errors import EngineError
-from kvverify.scenario import EngineSpec
+from kvverify.scenario.schema import EngineSpec
 
 
 @dataclass(frozen=True)

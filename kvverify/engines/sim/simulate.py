@@ -217,10 +217,7 @@ class Simulation:
         w = self.writer
         if w is not None and manager.enable_reuse:
             w.add_sequence(request_id, len(tokens), look.prepopulated, self.cap.window)
-        manager.store_context(request_id)
-        for token in _generated(tuple(tokens), gen)[1:]:
-            # The first generated token comes from the context step; each later one is added.
-            manager.add_token(request_id, token)
+        manager.generate(request_id, _generated(tuple(tokens), gen))
         stored = manager.release(request_id)
         if w is not None and manager.enable_reuse and not (dummy and not manager.store_dummies):
             w.release(request_id, stored, self.cap.window)
@@ -234,6 +231,7 @@ class Simulation:
         tpb = self.cap.tokens_per_block
         dummy_len = max(1, min(self.max_seq_len - 1, self.cap.primary_blocks * tpb - 1))
         if w is not None:
+            w.model_mark()
             w.banner()
             w.python("I", "Using LLM with PyTorch backend")
         est_blocks = math.ceil(self.max_seq_len / tpb) + 1

@@ -1,7 +1,12 @@
-"""Regenerate ``golden_logs/``: every file comes from this one command.
+"""Regenerate ``golden_logs/``: every file comes from this one command (it is not part of
+the kvverify package: it needs the repository's scenarios).
 
-    python -m kvverify.golden            # write the logs and the JSON each must produce
-    python -m kvverify.golden --check    # exit 1 if a committed file differs
+    python golden_logs/generate.py            # write the logs and the JSON each must produce
+    python golden_logs/generate.py --check    # exit 1 if a committed file differs
+
+The JSON files record what the code says today; regenerating them cannot prove it right.
+``expected.yaml`` holds what each log must show by hand-derived numbers (from the reference's
+rules and worked examples), which ``tests/test_golden.py`` checks independently.
 
 Three kinds of log, all written by kvverify's reference model from the reference's format strings
 (not captured on a GPU; golden_logs/README.md says so):
@@ -31,28 +36,26 @@ from kvverify.engines.sim.simulate import Simulation
 from kvverify.evidence.parse import parse_bytes
 from kvverify.report import to_json
 from kvverify.result import CheckReport
+from kvverify.run import plan_for
 from kvverify.runner import worker
 from kvverify.scenario import Variant, load
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIO = "scenarios/abab.yaml"
+SCENARIO = ROOT / "scenarios" / "abab.yaml"
 
 
 def _variants() -> dict[str, Variant]:
-    return load(ROOT / SCENARIO).variants
+    return load(SCENARIO).variants
 
 
 def recorded_run(variant: str, dialect: str) -> str:
     """What ``kvverify run --engine sim --dialect D`` writes for one variant (in-process)."""
     lines: list[str] = []
-
-    def emit(kind: str, **fields: object) -> None:
-        lines.append(markers.line(kind, **fields))
-
-    worker.run(
-        SCENARIO, variant, "sim", {}, emit=emit, engine=SimEngine(dialect=dialect, out=lines.append)
-    )
-    lines.append(markers.line("exit", status="ok", returncode=0, signal=None, detail=""))
+    scenario = load(SCENARIO)
+    plan = plan_for(scenario, scenario.variants[variant], "sim", dialect)
+    engine = SimEngine(dialect=dialect, out=lines.append)
+    worker.run(plan, emit=lambda record: lines.append(markers.encode(record)), engine=engine)
+    lines.append(markers.encode(markers.Exit(status="ok", returncode=0)))
     return "".join(lines)
 
 
@@ -87,6 +90,7 @@ def _killed_run() -> str:
 def _v2() -> str:
     lines: list[str] = []
     w = LogWriter(DIALECTS["2026"], lines.append, rank=0)
+    w.model_mark()
     w.banner()
     w.python("I", "Using LLM with PyTorch backend")
     w.python("I", RESOLVED_V2 + " True LlamaForCausalLM")
@@ -100,6 +104,7 @@ def _v2() -> str:
 def _info_level() -> str:
     lines: list[str] = []
     w = LogWriter(DIALECTS["1.2"], lines.append)
+    w.model_mark()
     w.banner()
     w.python("I", "Using LLM with PyTorch backend")
     w.line("INFO", TOKENS_PER_BLOCK, 16)
@@ -169,7 +174,7 @@ def expected_json(name: str, text: str) -> str:
     log = check_events(parse_bytes(text.encode()), f"golden_logs/{name}", Inputs())
     result: CheckReport = report([log])
     data = json.loads(to_json(result))
-    data["kvverify_version"] = "(any)"
+    data.update(kvverify_version="(any)", scanner="(any)")
     return json.dumps(data, indent=2) + "\n"
 
 
@@ -183,7 +188,7 @@ def generate() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kvverify.golden", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python golden_logs/generate.py", description=__doc__)
     ap.add_argument("--check", action="store_true", help="compare instead of writing")
     ap.add_argument("dir", nargs="?", type=Path, default=ROOT / "golden_logs")
     args = ap.parse_args(argv)
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "golden logs differ from what the model writes: "
             + ", ".join(drift)
-            + "\nregenerate with: python -m kvverify.golden",
+            + "\nregenerate with: python golden_logs/generate.py",
             file=sys.stderr,
         )
         return 1

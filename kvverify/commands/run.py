@@ -1,0 +1,73 @@
+"""``kvverify run``: run a scenario, capture everything, check it the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kvverify.console import console
+from kvverify.options import Output
+from kvverify.publish import publish
+from kvverify.run import run_scenario
+from kvverify.runner.supervise import Event
+from kvverify.text import clean
+
+
+def builtin_scenario() -> Path:
+    """The scenario ``kvverify run`` runs without an argument (shipped in the package)."""
+    return Path(__file__).resolve().parent.parent / "data" / "abab.yaml"
+
+
+def main(
+    scenario: str | None,
+    variants: tuple[str, ...],
+    engine: str,
+    dialect: str | None,
+    out_dir: Path | None,
+    overwrite: bool,
+    timeout: float,
+    python: str | None,
+    output: Output,
+) -> int:
+    outcome = run_scenario(
+        scenario or str(builtin_scenario()),
+        variants=variants,
+        engine=engine,
+        out_dir=out_dir,
+        overwrite=overwrite,
+        timeout=None if timeout <= 0 else timeout,
+        dialect=dialect,
+        python=python,
+        progress=Progress(),
+        notice=lambda text: console.err(f"kvverify: {text}"),
+    )
+    publish(outcome.report, output)
+    if output.fmt != "json":
+        console.err(f"logs: {outcome.directory}")
+    return outcome.report.exit_code
+
+
+class Progress:
+    """A progress line on stderr: rewritten in place on a terminal, a line each otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = console.err_is_tty
+
+    def __call__(self, event: Event) -> None:
+        text, final = self.text(event)
+        if self.tty:
+            console.err("\r\x1b[2K" + text, nl=final)
+        else:
+            console.err(text)
+
+    @staticmethod
+    def text(event: Event) -> tuple[str, bool]:
+        """The line for an event, and whether it is the variant's last."""
+        head = f"[{event.variant}]"
+        if event.what == "starting":
+            return f"{head} starting {event.engine}", False
+        if event.what == "step":
+            return f"{head} step {event.step}/{event.steps}", False
+        if event.what == "shutdown":
+            return f"{head} shutting down (the KV cache summary prints now)", False
+        detail = f": {clean(event.detail)}" if event.detail and event.status != "ok" else ""
+        return f"{head} {event.status}{detail}", True

@@ -1,0 +1,63 @@
+"""Writing to the terminal without letting a closed pipe decide the outcome.
+
+``kvverify run ... 2>&1 >/dev/null | head -3`` closes kvverify's stderr after three lines of
+progress. Losing the terminal must not lose the run: a stream that breaks is muted, the run
+goes on, its logs and report files are written, and the exit code is the verdict's.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+import click
+
+
+class Console:
+    """stdout and stderr that go quiet, instead of raising, once the reader has gone."""
+
+    def __init__(self) -> None:
+        self._dead: set[int] = set()
+
+    def reset(self) -> None:
+        """A new command: both streams are assumed open again."""
+        self._dead.clear()
+
+    def _write(self, stream: TextIO, text: str, *, nl: bool, err: bool) -> None:
+        key = 2 if err else 1
+        if key in self._dead:
+            return
+        try:
+            click.echo(text, file=stream, nl=nl, err=err)
+        except (BrokenPipeError, ConnectionResetError, ValueError):
+            # ValueError: the stream was closed under us (a test harness, a dead parent).
+            self._dead.add(key)
+            _silence(stream)
+
+    def out(self, text: str, *, nl: bool = True) -> None:
+        self._write(sys.stdout, text, nl=nl, err=False)
+
+    def err(self, text: str, *, nl: bool = True) -> None:
+        self._write(sys.stderr, text, nl=nl, err=True)
+
+    @property
+    def err_is_tty(self) -> bool:
+        return 2 not in self._dead and sys.stderr.isatty()
+
+
+def _silence(stream: TextIO) -> None:
+    """Point a broken stream at /dev/null, so that Python's flush at exit does not complain."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+#: The one console of this process.
+console = Console()

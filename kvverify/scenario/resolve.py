@@ -1,0 +1,232 @@
+"""Loading a scenario: read the file safely, validate it, resolve each variant.
+
+A variant's ``engine``, ``sampling`` and ``prompts`` merge into the scenario's key by key,
+``steps`` replaces, ``expect`` adds. Every problem of every variant is reported at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from kvverify.errors import KvverifyError, ScenarioError, did_you_mean
+from kvverify.expect import Expectation, parse
+from kvverify.runner.plan import Step
+from kvverify.scenario.located import Document, dotted, read_text
+from kvverify.scenario.messages import messages
+from kvverify.scenario.schema import (
+    MAX_STEPS,
+    EngineSpec,
+    ExpectSpec,
+    Loc,
+    Prompt,
+    SamplingSpec,
+    ScenarioSpec,
+    VariantSpec,
+    count_steps,
+    flatten,
+    step_names,
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One variant, resolved: what a worker runs and what the checks expect."""
+
+    scenario: str
+    name: str
+    description: str
+    engine: EngineSpec
+    sampling: SamplingSpec
+    prompts: dict[str, Prompt]
+    steps: tuple[Step, ...]
+    expect: tuple[Expectation, ...]
+    match_predicted: tuple[ExpectSpec, ...]
+    texts: dict[str, str]  # text prompts, files read
+
+    def prompt_text(self, name: str) -> str | None:
+        return self.texts.get(name)
+
+    def prompt_lengths(self) -> tuple[int | None, ...]:
+        """Each step's prompt length in tokens, where the scenario gives token ids."""
+        return tuple(
+            None if (ids := self.prompts[s.prompt].token_ids()) is None else len(ids)
+            for s in self.steps
+        )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    path: str
+    spec: ScenarioSpec
+    variants: dict[str, Variant]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def select(self, names: tuple[str, ...] | list[str] | None) -> list[Variant]:
+        if not names:
+            return list(self.variants.values())
+        out = []
+        for n in names:
+            if n not in self.variants:
+                raise KvverifyError(
+                    f"no variant {n!r}{did_you_mean(n, self.variants)}",
+                    where=self.path,
+                    hint="variants: " + ", ".join(self.variants),
+                )
+            out.append(self.variants[n])
+        return out
+
+
+def _merge(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for k, v in override.items():
+            out[k] = _merge(base.get(k), v) if k in base else v
+        return out
+    return override
+
+
+def load(path: str | Path) -> Scenario:
+    """Read, validate and resolve a scenario file. Raises :class:`ScenarioError` listing every
+    problem found."""
+    p = Path(path)
+    return loads(read_text(p), str(path), base_dir=p.parent)
+
+
+def loads(text: str, path: str = "<scenario>", *, base_dir: Path | None = None) -> Scenario:
+    doc = Document(text, path)
+    problems = list(doc.problems)
+    if not isinstance(doc.data, dict):
+        raise ScenarioError(
+            problems
+            or [
+                f"{path}:1:1: a scenario is a mapping of keys "
+                "(schema_version, name, engine, prompts, steps, ...)"
+            ],
+            where=path,
+        )
+    try:
+        spec = ScenarioSpec.model_validate(doc.data)
+    except ValidationError as exc:
+        raise ScenarioError(_sorted(problems + messages(exc, doc)), where=path) from None
+    variants: dict[str, Variant] = {}
+    names = list(spec.variants) or ["default"]
+    for name in names:
+        try:
+            variants[name] = _resolve(spec, name, doc, base_dir, problems)
+        except _VariantProblems:
+            continue
+    if problems:
+        raise ScenarioError(_sorted(problems), where=path)
+    return Scenario(path=path, spec=spec, variants=variants)
+
+
+def _sorted(problems: list[str]) -> list[str]:
+    """By position in the file; problems without one first."""
+
+    def key(p: str) -> tuple[int, int]:
+        parts = p.split(":")
+        try:
+            return int(parts[1]), int(parts[2])
+        except (IndexError, ValueError):
+            return 0, 0
+
+    return sorted(dict.fromkeys(problems), key=key)
+
+
+class _VariantProblems(Exception):
+    pass
+
+
+def _resolve(
+    spec: ScenarioSpec, name: str, doc: Document, base_dir: Path | None, problems: list[str]
+) -> Variant:
+    v = spec.variants.get(name, VariantSpec())
+    raw = dict(doc.data) if isinstance(doc.data, dict) else {}
+    merged = {
+        **raw,
+        "engine": _merge(raw.get("engine", {}), v.engine),
+        "sampling": _merge(raw.get("sampling", {}), v.sampling),
+        "prompts": {**(raw.get("prompts") or {}), **v.prompts},  # a prompt is replaced whole
+        "steps": v.steps if v.steps is not None else raw.get("steps"),
+        "variants": {},
+        "expect": [],
+    }
+    expect: list[Expectation] = []
+    matches: list[ExpectSpec] = []
+    written: list[tuple[Loc, Expectation]] = []
+    for where, items in ((("expect",), spec.expect), (("variants", name, "expect"), v.expect)):
+        for i, item in enumerate(items):
+            if isinstance(item, ExpectSpec):
+                matches.append(item)
+                continue
+            loc = (*where, i)
+            try:
+                parsed = parse(item, source="scenario")
+                expect += parsed
+                written += [(loc, e) for e in parsed]
+            except KvverifyError as exc:
+                problems.append(
+                    f"{doc.at(loc)}: {dotted(loc)}: {exc.message}"
+                    + (f" ({exc.hint})" if exc.hint else "")
+                )
+    try:
+        resolved = ScenarioSpec.model_validate(merged)
+    except ValidationError as exc:
+        # Errors in the variant's overrides point at the variant; the rest at the base.
+        problems += messages(exc, doc, prefer=("variants", name))
+        raise _VariantProblems from None
+    texts: dict[str, str] = {}
+    for pname, prompt in resolved.prompts.items():
+        if prompt.text is not None:
+            texts[pname] = prompt.text
+        elif prompt.file is not None:
+            file = (base_dir or Path(".")) / prompt.file
+            try:
+                texts[pname] = read_text(file, "prompt")
+            except KvverifyError as exc:
+                file_loc: Loc = ("prompts", pname, "file")
+                if pname in v.prompts:
+                    file_loc = ("variants", name, *file_loc)
+                problems.append(f"{doc.at(file_loc)}: {dotted(file_loc)}: {file}: {exc.message}")
+    where_steps: Loc = ("variants", name, "steps") if v.steps is not None else ("steps",)
+    count = count_steps(resolved.steps)
+    if count > MAX_STEPS:
+        problems.append(
+            f"{doc.at(where_steps)}: {dotted(where_steps)}: the steps expand to {count:,} "
+            f"requests; a variant runs at most {MAX_STEPS:,} (lower a repeat)"
+        )
+        raise _VariantProblems
+    steps = tuple(Step(i + 1, s.prompt, s.priority) for i, s in enumerate(flatten(resolved.steps)))
+    for loc, e in written:
+        scope = e.request_scope
+        if scope is not None and scope.kind == "step" and not 1 <= scope.index <= len(steps):
+            problems.append(
+                f"{doc.at(loc)}: {dotted(loc)}: {e.text}: there is no step {scope.index} "
+                f"(the {'variant' if spec.variants else 'scenario'} has {len(steps)} steps, "
+                "numbered from 1)"
+            )
+    for step_loc, used in step_names(resolved.steps, where_steps):
+        if used not in resolved.prompts:
+            problems.append(
+                f"{doc.at(step_loc)}: {dotted(step_loc)}: no prompt named {used!r}"
+                f"{did_you_mean(used, resolved.prompts)}"
+            )
+    return Variant(
+        scenario=spec.name,
+        name=name,
+        description=v.description or spec.description,
+        engine=resolved.engine,
+        sampling=resolved.sampling,
+        prompts=dict(resolved.prompts),
+        steps=steps,
+        expect=tuple(expect),
+        match_predicted=tuple(matches),
+        texts=texts,
+    )
