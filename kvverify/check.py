@@ -108,6 +108,7 @@ def unusable(path: str, exc: KvverifyError) -> LogReport:
 
 
 def check_source(src: LogSource, inputs: Inputs) -> LogReport:
+    src.check_head()
     report_ = check_events(events_of(src, inputs.jobs), src.name, inputs)
     if src.problem:
         more = (diagnose.make("truncated-log", src.problem),)

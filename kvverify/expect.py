@@ -24,6 +24,7 @@ from typing import NoReturn
 
 from kvverify.errors import ExpressionError, did_you_mean
 from kvverify.metrics import ENGINE_METRICS, REQUEST_METRICS, SCOPES
+from kvverify.text import quote
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
@@ -99,14 +100,14 @@ class _Parser:
             m = _TOKEN.match(stripped, pos)
             if m is None or m.end() == pos:
                 col = len(stripped) - len(stripped[pos:].lstrip()) if m is None else pos
-                self.fail(f"unexpected {stripped[col]!r}", max(col, pos))
+                self.fail(f"unexpected {quote(stripped[col])}", max(col, pos))
             assert m.lastgroup is not None
             self.tokens.append((m.lastgroup, m.group(m.lastgroup), m.start(m.lastgroup)))
             pos = m.end()
         self.i = 0
 
     def fail(self, what: str, col: int | None = None) -> NoReturn:
-        where = f"expectation {self.text!r}"
+        where = f"expectation {quote(self.text)}"
         if col is not None:
             where += f", column {col + 1}"
         raise ExpressionError(
@@ -124,7 +125,7 @@ class _Parser:
         if tok is None:
             self.fail(f"expected {what} at the end")
         if tok[0] != kind:
-            self.fail(f"expected {what}, found {tok[1]!r}", tok[2])
+            self.fail(f"expected {what}, found {quote(tok[1])}", tok[2])
         self.i += 1
         return tok
 
@@ -135,11 +136,11 @@ class _Parser:
             nxt = self.peek()
             if nxt is not None and nxt[1] == "[":
                 if name not in SCOPES:
-                    self.fail(f"unknown scope {name!r}{did_you_mean(name, SCOPES)}", col)
+                    self.fail(f"unknown scope {quote(name)}{did_you_mean(name, SCOPES)}", col)
                 self.i += 1
                 _, num, ncol = self.take("num", "an integer index")
                 if not re.fullmatch(r"\d+", num):
-                    self.fail(f"index must be a whole number, found {num!r}", ncol)
+                    self.fail(f"index must be a whole number, found {quote(num)}", ncol)
                 self.take("punct", "']'")
                 self.take("punct", "'.' and a metric name")
                 scopes.append(Scope(name, int(num)))
@@ -152,7 +153,7 @@ class _Parser:
         _, num, _ = self.take("num", "a number")
         extra = self.peek()
         if extra is not None:
-            self.fail(f"unexpected {extra[1]!r} after the number", extra[2])
+            self.fail(f"unexpected {quote(extra[1])} after the number", extra[2])
         kinds = [s.kind for s in scopes]
         if len(set(kinds)) != len(kinds):
             self.fail("a scope is given twice")
@@ -170,7 +171,7 @@ class _Parser:
                     else " (it is an engine metric: drop the request/step scope)"
                 )
             kind = "per-request metric" if catalog is REQUEST_METRICS else "metric"
-            self.fail(f"unknown {kind} {metric!r}{hint}", mcol)
+            self.fail(f"unknown {kind} {quote(metric)}{hint}", mcol)
         return Expectation(
             text=" ".join(self.text.split()),
             scopes=tuple(scopes),
@@ -192,8 +193,8 @@ def parse(text: str, source: str = "cli") -> list[Expectation]:
         return [_Parser(t, source).parse() for t in PRESETS[stripped]]
     if re.fullmatch(r"[a-z]+(-[a-z]+)+", stripped):  # a preset's shape: no-reus, no-ofload
         raise ExpressionError(
-            f"unknown preset {stripped!r}{did_you_mean(stripped, PRESETS)}",
-            where=f"expectation {stripped!r}",
+            f"unknown preset {quote(stripped)}{did_you_mean(stripped, PRESETS)}",
+            where=f"expectation {quote(stripped)}",
             hint="presets: " + ", ".join(PRESETS),
         )
     return [_Parser(stripped, source).parse()]

@@ -201,6 +201,13 @@ class View:
                 "kv-cache-manager-v2",
                 ev.v2.line,
             )
+        failure = self.run_failure
+        if failure is not None:  # the run's end explains it: said once, as such
+            return _missing(
+                f"{failure.title} before the final KV cache manager printed its summary",
+                failure.code,
+                seg.line,
+            )
         return _missing(
             "the final KV cache manager printed no summary: the process died or was killed "
             "before shutdown, or the manager was never destroyed",
@@ -255,6 +262,11 @@ class View:
             if facts.steps is None:
                 return _missing(facts.steps_reason, "no-step-mapping")
             req = facts.steps.get(scope.index)
+            if req is None and self.run_failure is not None:
+                return _missing(
+                    f"step {scope.index} did not run: {self.run_failure.title}",
+                    self.run_failure.code,
+                )
             if req is None:
                 return _missing(
                     f"step {scope.index} has no request in the final manager "

@@ -145,3 +145,25 @@ def test_a_manager_with_several_pools_is_one_segment() -> None:
     (seg,) = ev.segments
     assert seg.primary_blocks == {WINDOW: 16}
     assert [b.values["reused_blocks"] for b in seg.summaries] == [4]
+
+
+def test_requests_after_a_summary_belong_to_a_newer_manager_without_construction_lines() -> None:
+    # A capture that starts late, or lines filtered by level: the first manager's summary, then
+    # a second manager's requests with none of its construction lines. The summary is printed
+    # when a manager is destroyed, so the requests cannot be the dead manager's.
+    lines: list[str] = []
+    w = LogWriter(DIALECTS["1.2"], lines.append)
+    write_manager(w, Manager(requests=seed_requests(reuse=False)))
+    dead = len(lines)
+    write_manager(w, Manager(requests=seed_requests(reuse=True)))
+    second = [ln for ln in lines[dead:] if "Allocating" not in ln and "tokens per block" not in ln]
+    second = [ln for ln in second if "KV cache block reuse" not in ln and "Max KV" not in ln]
+    ev = evidence("".join(lines[:dead] + second))
+    first, final = ev.segments
+    assert [r.request_id for r in first.requests] == [1, 2, 3, 4]
+    assert [r.request_id for r in final.requests] == [1, 2, 3, 4]
+    assert ev.final_segment() is final
+    assert [b.values["reused_blocks"] for b in final.summaries] == [4]
+    third = final.request(3)
+    assert third is not None
+    assert third.reused_tokens == 26

@@ -316,3 +316,44 @@ def test_printed_stats_in_a_tp_log_go_to_a_working_manager(tmp_path: Path) -> No
     report = check_source(LogSource(str(log)), Inputs())
     assert report.ranks == (0, 1)
     assert report.verdict == check_source(LogSource(str(golden)), Inputs()).verdict == "pass"
+
+
+def test_a_log_the_model_wrote_says_so_in_every_report() -> None:
+    # offloading_enabled.log imitates TensorRT-LLM 1.2.0rc2, banner included; the model's mark
+    # makes every report name the model, never "TensorRT-LLM 1.2.0rc2".
+    from kvverify.check import check_source
+    from kvverify.evidence.sources import LogSource
+    from kvverify.report import github_annotations, junit, markdown, terminal
+
+    golden = Path(__file__).resolve().parent.parent / "golden_logs" / "offloading_enabled.log"
+    assert "TensorRT LLM version: 1.2.0rc2" in golden.read_text()
+    result = report([check_source(LogSource(str(golden)), Inputs())])
+    (log,) = result.logs
+    assert (log.engine.name, log.engine.banner) == ("sim", "1.2.0rc2")
+    assert json.loads(to_json(result))["logs"][0]["engine"]["name"] == "sim"
+    assert "engine: sim (kvverify's reference model, not a GPU run" in terminal(result)
+    assert "TensorRT-LLM 1.2.0rc2 ·" not in terminal(result)
+    assert '<property name="engine" value="sim" />' in junit(result)
+    assert "not TensorRT-LLM's" in markdown(result)
+    warning = next(a for a in github_annotations(result).splitlines() if "model-evidence" in a)
+    assert warning.startswith("::warning ")
+    # A log without the mark is taken for what it claims.
+    plain = check(seed_log("1.2"))
+    assert (plain.engine.name, plain.engine.version) == ("trtllm", "1.2.0rc2")
+    assert "model-evidence" not in codes(plain)
+
+
+def test_a_failed_engine_api_is_named_when_it_leaves_a_check_without_evidence() -> None:
+    # 2025mid prints no copyBlock lines: offload counts come from the run's iteration stats,
+    # and get_stats() failed (an upgrade changed it). The check names that, not "no evidence".
+    run = markers.Run(scenario="s", variant="v", engine="trtllm", expect=("offloaded_blocks > 0",))
+    failure = markers.ApiFailure("get_stats", "TypeError", "unexpected keyword argument 'timeout'")
+    text = markers.encode(run) + seed_log("2025mid") + markers.encode(failure)
+    r = check(text)
+    assert r.verdict == "not_analyzable"
+    (c,) = r.checks
+    assert c.diagnosis == "engine-api-error"
+    assert "get_stats() failed (TypeError" in c.reason
+    d = next(d for d in r.diagnoses if d.code == "engine-api-error")
+    assert d.severity == "error"
+    assert "get_stats() raised TypeError: unexpected keyword argument 'timeout'" in d.detail

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -188,7 +189,8 @@ def test_standin_crash_keeps_and_analyses_the_partial_log(run: Run, tmp_path: Pa
     assert "CRASHED" in r.out
     assert "the engine crashed" in r.out
     assert "Executor worker died" in r.out
-    assert "no-summary" in r.out  # the two steps that ran are in the log, the summary is not
+    # the two steps that ran are in the log, the summary is not: said as the crash's doing
+    assert "the engine crashed before the final KV cache manager printed its summary" in r.out
     again = run("check", str(tmp_path / "offload_on.log"))
     assert again.code == 3
 
@@ -356,3 +358,124 @@ def test_unknown_variant_and_broken_scenario(run: Run, tmp_path: Path) -> None:
     assert (
         f"{bad}:2:31: engine.kv_cache.max_tokns: unknown key (did you mean 'max_tokens'?)" in r.err
     )
+
+
+def test_an_interrupt_is_reported_once_as_such(tmp_path: Path) -> None:
+    # Ctrl-C: the engine's own KeyboardInterrupt traceback (printed after kvverify began to
+    # stop it) is not an engine error, and nothing hints at llm.shutdown().
+    path = scenario_with(tmp_path, engine__env={"STANDIN_FAULT": "hang:2"})
+    env = {**os.environ, "PYTHONPATH": str(STANDIN)}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kvverify",
+            "run",
+            path,
+            "--engine",
+            "trtllm",
+            "--variant",
+            "offload_on",
+            "--out",
+            str(tmp_path / "out"),
+            "--format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    log = tmp_path / "out" / "offload_on.log"
+    wait_for(log, '"t":"step_begin","step":2')
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    (report,) = report_of(out)["logs"]
+    assert [d["code"] for d in report["diagnoses"] if d["severity"] == "error"] == [
+        "run-interrupted"
+    ]
+    assert {c["diagnosis"] for c in report["checks"]} == {"run-interrupted"}
+    assert "llm.shutdown" not in out
+    assert "KeyboardInterrupt" in log.read_text()  # printed by the engine, and kept
+
+
+@pytest.mark.usefixtures("standin")
+def test_a_failing_engine_api_is_recorded_in_the_log_and_named(run: Run, tmp_path: Path) -> None:
+    path = scenario_with(tmp_path, engine__env={"STANDIN_FAULT": "stats-drift"})
+    r = run_standin(run, path, str(tmp_path / "out"), "--format", "json")
+    (log,) = report_of(r.out)["logs"]
+    d = next(d for d in log["diagnoses"] if d["code"] == "engine-api-error")
+    assert "get_stats() raised TypeError" in d["detail"]
+    text = (tmp_path / "out" / "offload_on.log").read_text()
+    assert '"t":"api_error","api":"get_stats","type":"TypeError"' in text
+
+
+def test_each_run_gets_a_directory_of_its_own(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = run("run", "--engine", "sim", "--variant", "offload_off")
+    assert first.code == 0, first.err
+    root = tmp_path / "kvverify-out" / "abab"
+    (earlier,) = [p for p in root.iterdir() if p.name != "latest"]
+    before = (earlier / "offload_off.log").read_bytes()
+    second = run("run", "--engine", "sim", "--variant", "offload_off")
+    assert second.code == 0, second.err
+    runs = sorted(p for p in root.iterdir() if p.name != "latest")
+    assert len(runs) == 2
+    assert (earlier / "offload_off.log").read_bytes() == before  # never overwritten
+    assert (root / "latest").resolve() == runs[-1].resolve() != earlier.resolve()
+    assert f"logs: {Path('kvverify-out') / 'abab' / runs[-1].name}" in second.err
+
+
+def test_out_that_holds_logs_is_refused_unless_asked_to_overwrite(run: Run, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run("run", "--engine", "sim", "--variant", "offload_off", "--out", str(out)).code == 0
+    log = out / "offload_off.log"
+    log.write_text(log.read_text() + "# the evidence of an earlier run\n")
+    again = run("run", "--engine", "sim", "--variant", "offload_off", "--out", str(out))
+    assert again.code == 2
+    assert "already holds logs of an earlier run (offload_off.log)" in again.err
+    assert "--overwrite" in again.err
+    assert log.read_text().endswith("# the evidence of an earlier run\n")
+    forced = run(
+        "run", "--engine", "sim", "--variant", "offload_off", "--out", str(out), "--overwrite"
+    )
+    assert forced.code == 0
+    assert "# the evidence of an earlier run" not in log.read_text()
+
+
+def test_a_closed_pipe_does_not_stop_the_run(tmp_path: Path) -> None:
+    # stderr (the progress) into a pipe that closes after one line: the run goes on, writes
+    # its logs and report files, and exits by its verdict.
+    out, junit = tmp_path / "out", tmp_path / "r.xml"
+    cmd = (
+        f"{shlex.quote(sys.executable)} -m kvverify run --engine sim --out {out} "
+        f"--junit {junit} 2>&1 >/dev/null | head -1; exit ${{PIPESTATUS[0]}}"
+    )
+    done = subprocess.run(
+        ["bash", "-c", cmd], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for variant in ("offload_off", "offload_on"):
+        assert '"t":"exit","status":"ok"' in (out / f"{variant}.log").read_text()
+    assert 'failures="0"' in junit.read_text()
+
+
+@pytest.mark.parametrize("command", ["run", "validate", "predict"])
+def test_a_binary_file_or_a_directory_is_one_plain_message(
+    run: Run, tmp_path: Path, command: str
+) -> None:
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00\xd0\xcf\x11\xe0" * 100)
+    for path, message in ((binary, "not a text file"), (tmp_path, "is a directory")):
+        r = run(command, str(path))
+        assert r.code == 2, r.err
+        assert r.err.startswith(f"kvverify: {path}: {message}") or r.err.startswith(
+            f"{path}: {message}"
+        ), r.err
+        assert "codec" not in r.err
+        assert "Errno" not in r.err
+        assert "reference model" not in r.err  # no engine is announced for a refused input

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,47 @@ def test_steps_in_expectations_exist_and_repeat_is_bounded() -> None:
         "s.yaml:12:8: steps: the steps expand to 1,000,002 requests; a variant runs at most "
         "10,000 (lower a repeat)"
     ]
+
+
+BOMB = "\n".join(
+    [f"a: &a [{', '.join(['lol'] * 9)}]"]
+    + [
+        f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]"
+        for prev, name in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "what"),
+    [
+        (BOMB, ":6:4:", "the YAML aliases here expand to more than 200,000 values"),
+        ("a: " + "[" * 20_000 + "]" * 20_000, ":1:67:", "nested more than 64 levels deep"),
+        (
+            "\n".join(["a0: &a0 [1]"] + [f"a{i}: &a{i} [*a{i - 1}]" for i in range(1, 200)]),
+            ":64:6:",
+            "the YAML aliases here nest more than 64 levels deep",
+        ),
+        ("x: &r [*r]", ":1:4:", "a YAML alias here refers to itself"),
+    ],
+)
+def test_a_hostile_scenario_is_refused_quickly_with_its_place(
+    tmp_path: Path, text: str, where: str, what: str
+) -> None:
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text)
+    started = time.monotonic()
+    with pytest.raises(ScenarioError) as info:
+        load(path)
+    assert time.monotonic() - started < 1.0
+    (problem,) = info.value.problems
+    assert problem.startswith(f"{path}{where} {what}"), problem
+
+
+def test_an_expression_is_quoted_short_in_its_error(tmp_path: Path) -> None:
+    from kvverify.errors import ExpressionError
+    from kvverify.expect import parse
+
+    with pytest.raises(ExpressionError) as info:
+        parse("reused_blocks > 0 " + "x" * 60_000)
+    assert len(info.value.render()) < 400

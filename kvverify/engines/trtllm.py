@@ -188,21 +188,33 @@ class TrtllmEngine:
 
     def stats(self) -> list[dict[str, Any]]:
         """``LLM.get_stats``; a failure propagates (the worker records it as API drift)."""
-        stats = self._llm.get_stats(timeout=2)
-        return [{k: s[k] for k in _STAT_KEYS if k in s} for s in stats if isinstance(s, dict)]
+        stats = _dicts("get_stats", self._llm.get_stats(timeout=2))
+        return [{k: s[k] for k in _STAT_KEYS if k in s} for s in stats]
 
     def events(self) -> list[dict[str, Any]]:
         """``LLM.get_kv_cache_events``, when the scenario enabled them; a failure propagates."""
         if not self._events_enabled:
             return []
-        events = self._llm.get_kv_cache_events(timeout=2)
-        return [_strip_tokens(e) for e in events if isinstance(e, dict)]
+        events = _dicts("get_kv_cache_events", self._llm.get_kv_cache_events(timeout=2))
+        return [_strip_tokens(e) for e in events]
 
     def shutdown(self) -> None:
         if self._llm is not None:
             self._llm.shutdown()
             self._llm = None  # drop the last reference: the KV cache manager is destroyed
         gc.collect()
+
+
+def _dicts(api: str, items: Any) -> list[dict[str, Any]]:
+    """What ``get_stats`` and ``get_kv_cache_events`` return from 1.0 on: a list of dicts
+    (``IterationResult.get_results`` decodes each JSON string). Anything else is API drift,
+    raised so that the worker records it, never skipped."""
+    if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
+        shown = type(items).__name__
+        if isinstance(items, list):
+            shown = f"a list holding {sorted({type(x).__name__ for x in items})}"
+        raise TypeError(f"{api}() returned {shown}, not a list of dicts")
+    return items
 
 
 def _int(value: Any) -> int | None:

@@ -21,6 +21,8 @@ import zstandard
 from kvverify.errors import InputError
 
 CHUNK = 4 << 20
+#: How much of the start of a log is looked at to tell text from binary data.
+SNIFF = 64 << 10
 
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x1f\x8b", "gzip"),
@@ -28,6 +30,22 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"BZh", "bzip2"),
     (b"\x28\xb5\x2f\xfd", "zstd"),
 )
+
+
+def _binary(where: str) -> InputError:
+    return InputError(
+        "not a text log: it holds binary data (NUL bytes) near its start",
+        where=where,
+        hint="give the captured text output of the engine; gzip, xz, bzip2 and zstd "
+        "logs are read as they are",
+    )
+
+
+def check_text(head: bytes, where: str) -> None:
+    """A log is text: an executable, an image or a core dump given by mistake is refused in
+    one plain message, not read as a log with no DEBUG lines."""
+    if b"\x00" in head[:SNIFF]:
+        raise _binary(where)
 
 
 def is_compressed(path: str) -> bool:
@@ -64,6 +82,16 @@ class LogSource:
             if not os.access(path, os.R_OK):
                 raise InputError("permission denied", where=path)
 
+    def check_head(self) -> None:
+        """For a plain regular file, refuse binary data before any work (the parallel scan
+        reads pieces of the file itself)."""
+        if self.size is None or self.path == "-":
+            return
+        with self._open() as fh:
+            head = fh.read(SNIFF)
+        if not any(head.startswith(magic) for magic, _ in _MAGIC):
+            check_text(head, self.name)
+
     @property
     def name(self) -> str:
         return "<stdin>" if self.path == "-" else self.path
@@ -83,6 +111,7 @@ class LogSource:
             data = raw.read(size)
             kind = next((k for magic, k in _MAGIC if data.startswith(magic)), None)
             if kind is None:
+                check_text(data, self.name)
                 while data:
                     yield data
                     data = raw.read(size)
@@ -100,6 +129,7 @@ class LogSource:
         streams, zstd frames): everything before a break is kept."""
         obj = _decompressor(kind)
         fed = False
+        sniffed = False
         while True:
             while data:
                 fed = True
@@ -111,6 +141,9 @@ class LogSource:
                     )
                     return
                 if out:
+                    if not sniffed:
+                        check_text(out, self.name)
+                        sniffed = True
                     yield out
                 data = b""
                 if obj.eof:

@@ -30,6 +30,7 @@ from kvverify.scenario.schema import (
     flatten,
     step_names,
 )
+from kvverify.text import quote
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Scenario:
         for n in names:
             if n not in self.variants:
                 raise KvverifyError(
-                    f"no variant {n!r}{did_you_mean(n, self.variants)}",
+                    f"no variant {quote(n)}{did_you_mean(n, self.variants)}",
                     where=self.path,
                     hint="variants: " + ", ".join(self.variants),
                 )
@@ -215,7 +216,7 @@ def _resolve(
     for step_loc, used in step_names(resolved.steps, where_steps):
         if used not in resolved.prompts:
             problems.append(
-                f"{doc.at(step_loc)}: {dotted(step_loc)}: no prompt named {used!r}"
+                f"{doc.at(step_loc)}: {dotted(step_loc)}: no prompt named {quote(used)}"
                 f"{did_you_mean(used, resolved.prompts)}"
             )
     return Variant(

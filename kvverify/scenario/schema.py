@@ -26,6 +26,7 @@ from pydantic import (
 
 from kvverify.errors import did_you_mean
 from kvverify.metrics import MATCHABLE
+from kvverify.text import quote
 
 SCHEMA_VERSION = 1
 #: The most requests one variant may run (``repeat`` multiplies quickly).
@@ -49,7 +50,7 @@ def _no_shadowing(model: type[BaseModel], extra: dict[str, Any], name: str, pare
     for key in extra:
         if key in typed:
             raise ValueError(
-                f"{key!r} is a key of its own: write it as {parent}.{key}, not under {name}"
+                f"{quote(key)} is a key of its own: write it as {parent}.{key}, not under {name}"
             )
 
 
@@ -300,7 +301,7 @@ class ExpectSpec(_Strict):
         for m in [*self.metrics, *self.tolerance]:
             if m not in MATCHABLE:
                 raise ValueError(
-                    f"cannot compare {m!r} with the model"
+                    f"cannot compare {quote(m)} with the model"
                     f"{did_you_mean(m, MATCHABLE)}; one of: {', '.join(MATCHABLE)}"
                 )
         return self
@@ -351,7 +352,7 @@ class ScenarioSpec(_Strict):
     @classmethod
     def _name(cls, v: str) -> str:
         if not re.fullmatch(NAME_PATTERN, v):
-            raise ValueError(f"{v!r}: {_NAME_RULE}")
+            raise ValueError(f"{quote(v)}: {_NAME_RULE}")
         return v
 
     @field_validator("variants")

@@ -233,6 +233,8 @@ class LLM:
         )
 
     def get_stats(self, timeout: float | None = 2) -> list[dict[str, Any]]:
+        if _fault()[0] == "stats-drift":  # an upgrade that changed the API
+            raise TypeError("get_stats() got an unexpected keyword argument 'timeout'")
         if not self._submitted:
             print(
                 "Iteration statistics are not available yet. To collect runtime statistics, "
