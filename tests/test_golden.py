@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kvverify import __version__
 from kvverify.check import Inputs, check_source, report
 from kvverify.evidence.sources import LogSource
+from kvverify.expect import parse_all
+from kvverify.result import SummaryReport
 from kvverify.report import to_json
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden_logs"
@@ -92,3 +95,56 @@ def test_a_sim_run_log_maps_steps_and_marks_the_warm_up() -> None:
         "banner": "1.2.0rc2",
     }
     assert "approximate-tokens" in {d.code for d in log.diagnoses}
+
+
+EXPECTED = yaml.safe_load((GOLDEN / "expected.yaml").read_text())["logs"]
+
+
+def test_every_golden_log_has_hand_derived_numbers() -> None:
+    assert set(EXPECTED) == set(LOGS), "add the new log to golden_logs/expected.yaml"
+
+
+def _summary_values(summary: SummaryReport) -> dict[str, object]:
+    return dataclasses.asdict(summary)
+
+
+@pytest.mark.parametrize("name", LOGS)
+def test_each_log_shows_its_hand_derived_numbers(name: str) -> None:
+    want = EXPECTED[name]
+    inputs = Inputs(
+        expectations=parse_all(
+            [f"{m} >= 0" for m in ("offloaded_blocks", "onboarded_blocks") if m in want]
+        )
+    )
+    log = check_source(LogSource(str(GOLDEN / name)), Inputs())
+    assert log.verdict == want["verdict"]
+    if "engine" in want:
+        assert log.engine.name == want["engine"]
+    if "ranks" in want:
+        assert list(log.ranks) == want["ranks"]
+    codes = {d.code for d in log.diagnoses}
+    assert set(want.get("diagnoses", [])) <= codes, codes
+    summaries = [s for s in log.summaries if s.rank in (None, 0)]
+    final = [_summary_values(s) for s in summaries if s.final]
+    estimation = [_summary_values(s) for s in summaries if s.estimation]
+    if "final" in want:
+        (got,) = final
+        assert {k: got[k] for k in want["final"]} == want["final"]
+    else:
+        assert final == []
+    if "estimation" in want:
+        got = estimation[0]
+        assert {k: got[k] for k in want["estimation"]} == want["estimation"]
+    requests = list(log.requests)
+    if "steps" in want:
+        steps = sorted((r.step, r.reused_tokens) for r in requests if r.step is not None)
+        assert [tokens for _, tokens in steps] == want["steps"]
+    if "requests" in want:
+        last = {r.request_id: r.reused_tokens for r in requests if not r.dummy}
+        assert {k: last[k] for k in want["requests"]} == want["requests"]
+    if inputs.expectations:
+        checked = check_source(LogSource(str(GOLDEN / name)), inputs)
+        got = {c.expression.split()[0]: c.observed for c in checked.checks}
+        assert {k: got[k] for k in ("offloaded_blocks", "onboarded_blocks") if k in want} == {
+            k: want[k] for k in ("offloaded_blocks", "onboarded_blocks") if k in want
+        }
