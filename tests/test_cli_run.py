@@ -70,14 +70,34 @@ def test_sim_runs_the_builtin_scenario_and_says_it_is_the_model(run: Run, tmp_pa
     assert "engine: sim (kvverify's reference model, not a GPU run; 1.2 log format" in table.out
 
 
-def test_auto_uses_the_model_without_tensorrt_llm(
+def test_auto_uses_the_model_without_tensorrt_llm_outside_ci(
     run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("CI", raising=False)
     monkeypatch.setattr(kvverify.engines.base.importlib.util, "find_spec", lambda name: None)
     r = run("run", "--out", str(tmp_path), "--variant", "offload_off")
     assert r.code == 0, r.err
     assert "engine: sim" in r.out
+    assert "running on kvverify's reference model" in r.err
     assert "logs: " in r.err
+
+
+@pytest.mark.parametrize("ci", ["true", "1", "yes"])
+def test_auto_never_falls_back_to_the_model_in_ci(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ci: str
+) -> None:
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(kvverify.engines.base.importlib.util, "find_spec", lambda name: None)
+    r = run("run", "--out", str(tmp_path / "out"), "--variant", "offload_off")
+    assert r.code == 3
+    assert r.out == ""
+    assert "--engine auto never falls back to the reference model" in r.err
+    assert "pass --engine sim" in r.err
+    assert not (tmp_path / "out").exists()  # nothing ran
+    # On purpose it runs, and says whose evidence it is.
+    r = run("run", "--engine", "sim", "--out", str(tmp_path / "sim"), "--variant", "offload_off")
+    assert r.code == 0, r.err
+    assert "engine: sim" in r.out
 
 
 def test_trtllm_without_tensorrt_llm_is_a_broken_runner_not_a_bad_scenario(

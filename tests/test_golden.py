@@ -14,8 +14,8 @@ from kvverify import __version__
 from kvverify.check import Inputs, check_source, report
 from kvverify.evidence.sources import LogSource
 from kvverify.expect import parse_all
-from kvverify.result import SummaryReport
 from kvverify.report import to_json
+from kvverify.result import SummaryReport
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden_logs"
 sys.path.insert(0, str(GOLDEN))
