@@ -20,7 +20,7 @@ from kvverify.evidence.parallel import events_of
 from kvverify.evidence.sources import LogSource
 from kvverify.exitcodes import Verdict
 from kvverify.expect import DEFAULT, Expectation, Scope, parse_all
-from kvverify.metrics import DEFAULT_MATCH_METRICS
+from kvverify.metrics import DEFAULT_MATCH_METRICS, ENGINE_METRICS
 from kvverify.observe import View, block_counts
 from kvverify.result import (
     Check,
@@ -31,6 +31,7 @@ from kvverify.result import (
     RequestReport,
     Requests,
     Status,
+    StepReport,
     SummaryReport,
 )
 
@@ -95,10 +96,14 @@ def unusable(path: str, exc: KvverifyError) -> LogReport:
         verdict="not_analyzable",
         engine=EngineInfo(name="unknown"),
         formats=(),
+        era=None,
+        families=(),
+        metrics={},
         lines=0,
         runs=0,
         ranks=(),
         summaries=(),
+        steps=(),
         requests=Requests(),
         checks=(),
         diagnoses=(d,),
@@ -150,10 +155,14 @@ def check_events(events: Iterable[Event], path: str, inputs: Inputs) -> LogRepor
         verdict=_verdict(checks, record),
         engine=_engine(facts),
         formats=tuple(_formats(facts)),
+        era=derive_facts.era(ev, record),
+        families=derive_facts.families(ev, record),
+        metrics=_metrics(view),
         lines=ev.shape.lines if ev.shape else 0,
         runs=ev.runs,
         ranks=tuple(ev.ranks()),
         summaries=tuple(_summaries(facts)),
+        steps=tuple(_steps(view)),
         requests=Requests(lambda: _requests(facts)),
         checks=tuple(checks),
         diagnoses=tuple(diagnoses),
@@ -395,6 +404,24 @@ def _summaries(facts: Facts) -> list[SummaryReport]:
             )
     out.sort(key=lambda s: s.line)
     return out
+
+
+def _metrics(view: View) -> dict[str, float | None]:
+    """Every engine metric of the final engine, observed the way a check observes it."""
+    return {
+        name: view.observe(Expectation(name, (), name, ">=", 0)).value for name in ENGINE_METRICS
+    }
+
+
+_STEP_METRICS = ("reused_tokens", "reused_blocks", "missed_blocks", "first_token_ms", "latency_ms")
+
+
+def _steps(view: View) -> Iterator[StepReport]:
+    """Each mapped step, observed the way a ``step[N].`` check observes it."""
+    for k, req in sorted((view.facts.steps or {}).items()):
+        scope = (Scope("step", k),)
+        values = {m: view.observe(Expectation(m, scope, m, ">=", 0)).value for m in _STEP_METRICS}
+        yield StepReport(step=k, request_id=req.request_id, **values)
 
 
 def _requests(facts: Facts) -> Iterator[RequestReport]:

@@ -92,6 +92,19 @@ class RequestReport:
 
 
 @dataclass(frozen=True, slots=True)
+class StepReport:
+    """One scenario step: its request in the final manager, and what the run recorded."""
+
+    step: int
+    request_id: int | None
+    reused_tokens: float | None
+    reused_blocks: float | None
+    missed_blocks: float | None
+    first_token_ms: float | None  # from the run's markers
+    latency_ms: float | None  # from the run's markers
+
+
+@dataclass(frozen=True, slots=True)
 class EngineInfo:
     """Which engine produced the evidence. ``sim`` is kvverify's reference model, not a GPU:
     a log the model wrote says so (its mark), whatever version banner it imitates."""
@@ -123,10 +136,15 @@ class LogReport:
     verdict: Verdict
     engine: EngineInfo
     formats: tuple[str, ...]  # log format eras recognised, e.g. 'summary: 9 lines'
+    era: str | None  # the log format era, as --dialect names it ('1.2', '2026', ...)
+    families: tuple[str, ...]  # evidence families the log shows ('addSequence', 'copyBlock')
+    #: every engine metric of the final engine (null: the log cannot say)
+    metrics: dict[str, float | None]
     lines: int
     runs: int
     ranks: tuple[int | None, ...]
     summaries: tuple[SummaryReport, ...]
+    steps: tuple[StepReport, ...]  # scenario steps, when they map to requests
     requests: Requests
     checks: tuple[Check, ...]
     diagnoses: tuple[Diagnosis, ...]

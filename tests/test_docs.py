@@ -85,6 +85,7 @@ def test_the_json_schema_names_every_field_of_the_report_records() -> None:
         "LogReport": result.LogReport,
         "RequestReport": result.RequestReport,
         "SummaryReport": result.SummaryReport,
+        "StepReport": result.StepReport,
     }
     assert set(schema["$defs"]) == set(records)
     for name, record in [("CheckReport", result.CheckReport), *records.items()]:

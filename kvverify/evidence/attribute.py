@@ -170,6 +170,10 @@ class Evidence:
     prints_copies: bool = False
     #: Summary line counts seen (3, 7 or 9) and whether blocks carried a window prefix.
     summary_formats: set[tuple[int, bool]] = field(default_factory=set)
+    #: ``BlockManager[windowSize=N]::addSequence`` lines (TensorRT-LLM 2026 and later).
+    windowed_requests: bool = False
+    #: How many events of each kind the log holds (which evidence families it prints).
+    event_counts: dict[str, int] = field(default_factory=dict)
 
     def _last_run(self) -> list[Segment]:
         return [s for s in self.segments if s.run == self.runs - 1]
@@ -276,8 +280,14 @@ class Attributor:
 
     def feed(self, events: Iterable[Event]) -> None:
         handlers = self._handlers
+        counts: dict[type, int] = {}
         for e in events:
-            handlers[type(e)](e)
+            kind = type(e)
+            counts[kind] = counts.get(kind, 0) + 1
+            handlers[kind](e)
+        for kind, n in counts.items():
+            name = kind.__name__
+            self.ev.event_counts[name] = self.ev.event_counts.get(name, 0) + n
 
     @property
     def _handlers(self) -> dict[type, Callable[[Any], None]]:
@@ -422,6 +432,8 @@ class Attributor:
     def _add_sequence(self, e: AddSequence) -> None:
         if e.connector_matched is not None or e.window is not None:
             self.ev.prints_copies = True
+        if e.window is not None:
+            self.ev.windowed_requests = True
         seg = self._segment_for_use(e.rank, e.line)
         prepop = self._pending_prepop.pop((e.rank, e.request_id), None)
         reused = e.prepopulated if prepop is None else prepop

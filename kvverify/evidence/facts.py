@@ -135,6 +135,56 @@ def marker_offloads(record: RunRecord) -> Offloads | None:
     return Offloads(off, on, "KV-cache events of the run")
 
 
+#: Evidence families a log can print, by the event that shows each (error lines are not
+#: evidence: their disappearing is no loss).
+FAMILY_OF_EVENT = {
+    "SummaryLine": "summary",
+    "AddSequence": "addSequence",
+    "BlockLookups": "loadOrAllocateBlocks",
+    "BlockCopies": "copyBlock",
+    "ReleaseBlocks": "releaseBlocks",
+    "PrepopulatedLength": "prepopulatedPromptLength",
+    "ReuseSetting": "configuration",
+    "TokensPerBlock": "configuration",
+    "PoolSize": "configuration",
+    "IterationStats": "iterationStats",
+    "CacheLevelEvents": "kvCacheEvents",
+}
+
+
+def families(ev: Evidence, record: RunRecord) -> tuple[str, ...]:
+    """The evidence families the log shows, in the log's own lines or in the run's markers."""
+    found = {FAMILY_OF_EVENT[k] for k, n in ev.event_counts.items() if n and k in FAMILY_OF_EVENT}
+    if record.stats:
+        found.add("iterationStats")
+    if record.events:
+        found.add("kvCacheEvents")
+    if any(s.kv for s in record.step_ends.values()):
+        found.add("perfMetrics")
+    return tuple(sorted(found))
+
+
+def era(ev: Evidence, record: RunRecord) -> str | None:
+    """The log format era (reference §0), named as ``--dialect`` names them: what the model
+    says it wrote, else what the lines show. TensorRT-LLM's own logs of the 1.2 era are
+    "1.2" whatever their prefix."""
+    if record.model is not None and record.model.dialect:
+        return record.model.dialect
+    lines = {n for n, _ in ev.summary_formats}
+    windowed = any(w for _, w in ev.summary_formats)
+    if ev.windowed_requests:
+        return "2026"
+    if 3 in lines:
+        return "2024a"
+    if 7 in lines:
+        return "2024b"
+    if ev.prints_copies:
+        return "1.2"
+    if 9 in lines:
+        return "2025mid" if windowed else "2025early"
+    return None
+
+
 @dataclass(frozen=True)
 class Facts:
     """Everything derived from a log once, for the checks, diagnoses and reports."""
