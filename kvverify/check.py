@@ -94,6 +94,8 @@ def unusable(path: str, exc: KvverifyError) -> LogReport:
     return LogReport(
         path=path,
         verdict="not_analyzable",
+        scenario=None,
+        variant=None,
         engine=EngineInfo(name="unknown"),
         formats=(),
         era=None,
@@ -153,6 +155,8 @@ def check_events(events: Iterable[Event], path: str, inputs: Inputs) -> LogRepor
     return LogReport(
         path=path,
         verdict=_verdict(checks, record),
+        scenario=record.run.scenario if record.run else None,
+        variant=record.run.variant if record.run else None,
         engine=_engine(facts),
         formats=tuple(_formats(facts)),
         era=derive_facts.era(ev, record),
@@ -435,6 +439,7 @@ def _requests(facts: Facts) -> Iterator[RequestReport]:
                 segment=r.segment,
                 rank=r.rank,
                 line=r.line,
+                final=seg is facts.final,
                 step=step_of.get(r.seq),
                 dummy=facts.is_dummy(r),
                 input_length=r.input_length,

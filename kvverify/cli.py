@@ -18,7 +18,15 @@ import click
 
 from kvverify import __version__, exitcodes
 from kvverify.console import console
-from kvverify.options import FORMATS, Output, output_options, variants_option
+from kvverify.options import (
+    FORMATS,
+    Gate,
+    Output,
+    gate_options,
+    output_options,
+    tolerance_option,
+    variants_option,
+)
 
 ENGINE_CHOICES = ("auto", "trtllm", "sim")
 #: The reference model's log format eras (kvverify.engines.sim.dialects.DIALECTS; a test
@@ -95,6 +103,7 @@ cli.params.append(
     show_default="the number of CPUs, at most 8",
     help="Processes that scan a large plain log (128 MiB and more).",
 )
+@gate_options
 @output_options
 def check(
     logs: tuple[str, ...],
@@ -102,6 +111,7 @@ def check(
     scenario: str | None,
     variant: str | None,
     jobs: int,
+    gate: Gate,
     output: Output,
 ) -> int:
     """Check saved TensorRT-LLM logs, offline.
@@ -116,11 +126,13 @@ def check(
       kvverify check -e no-reuse offloading_disabled.log
       kvverify check -e 'cache_hit_rate >= 0.5' --junit report.xml run.log.gz
       kvverify check --scenario scenarios/abab.yaml --variant offload_on enabled.log
+      kvverify check --save-baseline baseline.json offloading_enabled.log
+      kvverify check --baseline baseline.json new-release.log
       TLLM_LOG_LEVEL=DEBUG python app.py 2>&1 | kvverify check -
     """
     from kvverify.commands import check as command
 
-    return command.main(logs, expressions, scenario, variant, jobs, output)
+    return command.main(logs, expressions, scenario, variant, jobs, gate, output)
 
 
 @cli.command()
@@ -168,6 +180,7 @@ def check(
     metavar="SECONDS",
     help="Per variant; a run that takes longer is stopped (its whole process group). 0: no limit.",
 )
+@gate_options
 @output_options
 def run(
     scenario: str | None,
@@ -178,6 +191,7 @@ def run(
     out_dir: Path | None,
     overwrite: bool,
     timeout: float,
+    gate: Gate,
     output: Output,
 ) -> int:
     """Run a scenario on an engine, capture everything it prints, and check it.
@@ -193,12 +207,47 @@ def run(
       kvverify run scenarios/abab.yaml --variant offload_on --engine trtllm
       kvverify run my.yaml --engine sim --dialect 2026 --junit report.xml
       kvverify run my.yaml --engine trtllm --python /opt/trtllm-1.3/bin/python
+      kvverify run scenarios/abab.yaml --engine trtllm --baseline baselines/abab.json
     """
     from kvverify.commands import run as command
 
     return command.main(
-        scenario, variants, engine, dialect, out_dir, overwrite, timeout, python, output
+        scenario, variants, engine, dialect, out_dir, overwrite, timeout, python, gate, output
     )
+
+
+@cli.command()
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+@tolerance_option
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=lambda: max(1, min(os.cpu_count() or 1, 8)),
+    show_default="the number of CPUs, at most 8",
+    help="Processes that scan a large plain log.",
+)
+@output_options
+def compare(old: str, new: str, tolerance: dict[str, Any], jobs: int, output: Output) -> int:
+    """Compare two releases' evidence: what got worse, what got better, what disappeared.
+
+    OLD and NEW are each a baseline file (--save-baseline), a log, or a run directory
+    (kvverify-out/<scenario>/<run>; a scenario's directory means its latest run). A metric
+    that got worse beyond its tolerance, a step or request whose reuse dropped, or evidence
+    that disappeared fails (exit 1); improvements, a new log format era or engine version are
+    noted. Sides that cannot be compared (another scenario, the model's evidence against
+    TensorRT-LLM's) exit 2.
+
+    \b
+    Examples:
+      kvverify compare baselines/abab.json kvverify-out/abab/latest
+      kvverify compare old-release.log new-release.log --tolerance cache_hit_rate=0.02
+      kvverify compare baseline.json run.log --format json --markdown summary.md
+    """
+    from kvverify.commands import compare as command
+
+    return command.main(old, new, tolerance, jobs, output)
 
 
 @cli.command()

@@ -182,6 +182,24 @@ CATALOG: dict[str, Cause] = {
         "the model predicts what TensorRT-LLM should do; to gate a TensorRT-LLM release, run "
         "on a GPU host with --engine trtllm",
     ),
+    "baseline-change": Cause(
+        "info",
+        "changed against the baseline, not for the worse",
+        "an improvement, a new log format era or engine version, evidence that appeared: "
+        "save a new baseline when the change is expected",
+    ),
+    "no-baseline-entry": Cause(
+        "error",
+        "the baseline has no entry for this log",
+        "entries are matched by scenario/variant (logs kvverify run wrote) or by file name; "
+        "save the baseline from the same scenario or logs",
+    ),
+    "not-comparable": Cause(
+        "error",
+        "the log cannot be compared with the baseline",
+        "compare like with like: the same scenario on the same kind of engine (a baseline "
+        "the reference model made says nothing about TensorRT-LLM)",
+    ),
     "no-run-markers": Cause(
         "error",
         "this metric is recorded by kvverify run only",

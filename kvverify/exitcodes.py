@@ -27,6 +27,8 @@ INTERRUPTED = 130
 #: How a check, a log or a whole report ended. ``engine_unavailable``: the engine could not
 #: start (TensorRT-LLM missing or failing to import): a broken runner, not a bad scenario.
 Verdict = Literal["pass", "fail", "not_analyzable", "crashed", "engine_unavailable", "interrupted"]
+#: A comparison's verdict (``kvverify compare``): ``not_comparable`` exits 2.
+CompareVerdict = Literal["pass", "fail", "not_comparable"]
 
 #: Worst first: the verdict of several logs is the first of these any of them has.
 SEVERITY: tuple[Verdict, ...] = (
@@ -38,17 +40,18 @@ SEVERITY: tuple[Verdict, ...] = (
     "pass",
 )
 
-_BY_VERDICT: dict[Verdict, int] = {
+_BY_VERDICT: dict[Verdict | CompareVerdict, int] = {
     "pass": PASS,
     "fail": FAIL,
     "not_analyzable": UNUSABLE,
     "crashed": ENGINE,
     "engine_unavailable": ENGINE,
     "interrupted": INTERRUPTED,
+    "not_comparable": UNUSABLE,
 }
 
 
-def for_verdict(verdict: Verdict) -> int:
+def for_verdict(verdict: Verdict | CompareVerdict) -> int:
     return _BY_VERDICT[verdict]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -104,3 +104,82 @@ def check_writable(*paths: Path | None) -> None:
                 where=str(path),
                 hint="give a file in an existing, writable directory",
             )
+
+
+def _tolerance(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> Any:
+    """``--tolerance NAME=VALUE`` (repeatable) -> {name: Tolerance}."""
+    from kvverify.gate.diff import parse_tolerance
+
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r}: write NAME=VALUE, e.g. cache_hit_rate=0.02")
+        out[name.strip()] = parse_tolerance(name.strip(), value)
+    return out
+
+
+@dataclass(frozen=True)
+class Gate:
+    """``--baseline``, ``--save-baseline`` and ``--tolerance``: the upgrade gate's options."""
+
+    baseline: Path | None = None
+    save: Path | None = None
+    tolerance: dict[str, Any] = field(default_factory=dict)  # name -> gate.diff.Tolerance
+
+
+def gate_options(f: F) -> F:
+    """``--baseline``, ``--save-baseline`` and ``--tolerance`` for check and run, handed to
+    the command as one ``gate`` argument (the baseline file checked readable, the file to save
+    checked writable, before any work)."""
+
+    @functools.wraps(f)
+    def command(
+        *args: Any,
+        baseline: Path | None,
+        save_baseline: Path | None,
+        tolerance: dict[str, Any],
+        **kwargs: Any,
+    ) -> Any:
+        check_writable(save_baseline)
+        if baseline is not None and not baseline.is_file():
+            raise KvverifyError(
+                "no such baseline file",
+                where=str(baseline),
+                hint="save one first: kvverify check LOG --save-baseline FILE",
+            )
+        return f(*args, gate=Gate(baseline, save_baseline, tolerance), **kwargs)
+
+    options = [
+        click.option(
+            "--baseline",
+            "baseline",
+            type=click.Path(dir_okay=False, path_type=Path),
+            metavar="FILE",
+            help="Add drift checks against this baseline: reuse may not drop (beyond "
+            "--tolerance), evidence may not disappear.",
+        ),
+        click.option(
+            "--save-baseline",
+            "save_baseline",
+            type=click.Path(dir_okay=False, path_type=Path),
+            metavar="FILE",
+            help="Write what the logs showed as a baseline, to commit and compare later.",
+        ),
+        tolerance_option,
+    ]
+    decorated: Any = command
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
+
+
+tolerance_option = click.option(
+    "--tolerance",
+    "tolerance",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=_tolerance,
+    help="How far a metric may move the worse way: an amount (cache_hit_rate=0.02) or a share "
+    "of the old value (latency_ms=10%). Repeatable. Default: reuse may not drop at all.",
+)

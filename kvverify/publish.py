@@ -4,38 +4,69 @@ produces a verdict."""
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TextIO
 
 from kvverify import report
 from kvverify.console import console
 from kvverify.errors import KvverifyError
 from kvverify.options import Output
-from kvverify.result import CheckReport
+from kvverify.result import CheckReport, CompareReport
 
 
-def publish(result: CheckReport, output: Output) -> None:
+@dataclass(frozen=True)
+class _Renderers:
+    """Every form one kind of report takes."""
+
+    terminal: Callable[[Any, bool], str]
+    write_json: Callable[[Any, TextIO], object]
+    junit: Callable[[Any], str]
+    markdown: Callable[[Any], str]
+    annotations: Callable[[Any], str]
+
+
+_CHECK = _Renderers(
+    lambda r, verbose: report.terminal(r, verbose=verbose),
+    report.write_json,
+    report.junit,
+    report.markdown,
+    report.github_annotations,
+)
+_COMPARE = _Renderers(
+    lambda r, _verbose: report.compare_terminal(r),
+    lambda r, fh: fh.write(report.compare_json(r)),
+    report.compare_junit,
+    report.compare_markdown,
+    report.compare_annotations,
+)
+
+
+def publish(result: CheckReport | CompareReport, output: Output) -> None:
     """Print and write a report in every form asked for. A closed stdout is not an error:
     the files are written all the same."""
+    render = _COMPARE if isinstance(result, CompareReport) else _CHECK
     fmt = output.fmt
     if fmt == "json":
-        console.out(report.to_json(result), nl=False)
+        buf = io.StringIO()
+        render.write_json(result, buf)
+        console.out(buf.getvalue(), nl=False)
     else:
-        console.out(report.terminal(result, verbose=output.verbose))
+        console.out(render.terminal(result, output.verbose))
     if output.json_file is not None:
         try:
             with output.json_file.open("w", encoding="utf-8") as fh:
-                report.write_json(result, fh)
+                render.write_json(result, fh)
         except OSError as exc:
             raise _unwritable(output.json_file, exc) from None
-    for path, render in (
-        (output.junit_file, report.junit),
-        (output.markdown_file, report.markdown),
-    ):
+    for path, make in ((output.junit_file, render.junit), (output.markdown_file, render.markdown)):
         if path is not None:
-            write_text(path, render(result))
+            write_text(path, make(result))
     if os.environ.get("GITHUB_ACTIONS") == "true":
-        annotations = report.github_annotations(result)
+        annotations = render.annotations(result)
         if annotations:
             # Workflow commands: on stdout with the table, on stderr when stdout is JSON.
             if fmt == "json":
@@ -46,7 +77,7 @@ def publish(result: CheckReport, output: Output) -> None:
         if summary:
             try:
                 with open(summary, "a", encoding="utf-8") as fh:
-                    fh.write(report.markdown(result))
+                    fh.write(render.markdown(result))
             except OSError as exc:
                 raise _unwritable(Path(summary), exc) from None
 

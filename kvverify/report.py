@@ -20,7 +20,16 @@ from xml.etree import ElementTree as ET
 
 import click
 
-from kvverify.result import Check, CheckReport, LogReport, Requests, SummaryReport
+from kvverify.result import (
+    Check,
+    CheckReport,
+    CompareReport,
+    Finding,
+    LogReport,
+    Requests,
+    Side,
+    SummaryReport,
+)
 from kvverify.text import clean
 
 _STATUS_STYLE = {
@@ -423,3 +432,167 @@ def markdown(report: CheckReport) -> str:
             )
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+# -- comparisons -----------------------------------------------------------------------------------
+
+_FINDING_STYLE = {"fail": ("FAIL", "red"), "pass": ("ok", "green"), "note": ("note", "blue")}
+_COMPARE_ICON = {"pass": "✅", "fail": "❌", "not_comparable": "⚠️", "note": "ℹ️"}
+
+
+def _finding_value(value: float | str | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return clean(value, 60)
+    return fmt_value(float(value))
+
+
+def _delta(f: Finding) -> str:
+    if f.delta is None:
+        return ""
+    return ("+" if f.delta > 0 else "") + fmt_value(f.delta)
+
+
+def _side_text(side: Side) -> str:
+    engines = ", ".join(side.engines) or "no engine named"
+    count = len(side.entries)
+    what = {"baseline": "baseline", "log": "log", "run": "run directory"}[side.kind]
+    return clean(f"{side.source} ({what}, {count} entr{'y' if count == 1 else 'ies'}; {engines})")
+
+
+def _by_entry(report: CompareReport) -> dict[str, list[Finding]]:
+    out: dict[str, list[Finding]] = {}
+    for f in report.findings:
+        out.setdefault(f.entry, []).append(f)
+    return out
+
+
+def _compare_verdict(report: CompareReport) -> str:
+    if report.verdict == "not_comparable":
+        return click.style("NOT COMPARABLE", fg="yellow", bold=True)
+    return _status(report.verdict)
+
+
+def compare_terminal(report: CompareReport) -> str:
+    out = [
+        click.style("kvverify compare", bold=True) + f"  {_compare_verdict(report)}",
+        f"  old: {_side_text(report.old)}",
+        f"  new: {_side_text(report.new)}",
+    ]
+    if report.reason:
+        out.append(f"  {click.style('not comparable', fg='yellow')}: {clean(report.reason)}")
+    for entry, findings in _by_entry(report).items():
+        out.append(f"  {click.style(clean(entry), bold=True)}")
+        rows = []
+        for f in findings:
+            text, colour = _FINDING_STYLE[f.status]
+            rows.append(
+                [
+                    click.style(text, fg=colour, bold=f.status == "fail"),
+                    clean(f.name, 60),
+                    _finding_value(f.old),
+                    _finding_value(f.new),
+                    _delta(f),
+                    f.tolerance if f.tolerance is not None else "",
+                    clean(f.message) if f.status != "pass" else "",
+                ]
+            )
+        out.extend(table(rows, ["", "what", "old", "new", "delta", "tolerance", ""]))
+    counts = {s: sum(1 for f in report.findings if f.status == s) for s in ("fail", "note")}
+    out.append("")
+    out.append(
+        f"verdict: {_compare_verdict(report)}  ({counts['fail']} failed, {counts['note']} "
+        f"noted; exit {report.exit_code})"
+    )
+    return "\n".join(out)
+
+
+def compare_markdown(report: CompareReport) -> str:
+    """The side-by-side table a reviewer reads in the job summary."""
+    lines = [
+        f"## kvverify compare: {_COMPARE_ICON[report.verdict]} {report.verdict}",
+        "",
+        f"- old: {md_text(_side_text(report.old))}",
+        f"- new: {md_text(_side_text(report.new))}",
+        "",
+    ]
+    if report.reason:
+        lines += [f"**Not comparable:** {md_text(report.reason)}", ""]
+    for entry, findings in _by_entry(report).items():
+        lines += [
+            f"### `{md_text(entry)}`",
+            "",
+            "| | what | old | new | Δ | tolerance | note |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for f in findings:
+            icon = {"fail": "❌", "pass": "✅", "note": "ℹ️"}[f.status]
+            lines.append(
+                f"| {icon} | `{md_text(f.name, 80)}` | {md_text(_finding_value(f.old))} | "
+                f"{md_text(_finding_value(f.new))} | {_delta(f)} | {f.tolerance or ''} | "
+                f"{md_text(f.message) if f.status != 'pass' else ''} |"
+            )
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def compare_junit(report: CompareReport) -> str:
+    """A test suite per entry, a test case per finding; a failed finding is a failure."""
+    suites = ET.Element("testsuites", name="kvverify compare")
+    total = {"tests": 0, "failures": 0, "errors": 0}
+    groups = _by_entry(report) or {"comparison": []}
+    for entry, findings in groups.items():
+        suite = ET.SubElement(suites, "testsuite", name=clean(entry))
+        properties = ET.SubElement(suite, "properties")
+        for name, side in (("old", report.old), ("new", report.new)):
+            ET.SubElement(properties, "property", name=name, value=_side_text(side))
+        counts = {"tests": 0, "failures": 0, "errors": 0}
+        if report.reason:
+            case = ET.SubElement(suite, "testcase", name="comparable", classname="kvverify.compare")
+            ET.SubElement(
+                case, "error", message=clean(report.reason), type="not_comparable"
+            ).text = clean(report.reason)
+            counts["tests"] += 1
+            counts["errors"] += 1
+        for f in findings:
+            counts["tests"] += 1
+            case = ET.SubElement(
+                suite, "testcase", name=clean(f.name, 200), classname=f"kvverify.compare.{f.kind}"
+            )
+            if f.status == "fail":
+                ET.SubElement(case, "failure", message=clean(f.message), type="fail").text = clean(
+                    f.message
+                )
+                counts["failures"] += 1
+            else:
+                ET.SubElement(case, "system-out").text = clean(f.message)
+        for k, v in counts.items():
+            suite.set(k, str(v))
+            total[k] += v
+    for k, v in total.items():
+        suites.set(k, str(v))
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def compare_annotations(report: CompareReport) -> str:
+    out = []
+    file = _esc(report.new.source, prop=True)
+    if report.reason:
+        out.append(
+            f"::error file={file},title=kvverify compare: not comparable::{_esc(report.reason)}"
+        )
+    for f in report.findings:
+        if f.status == "pass":
+            continue
+        level = "error" if f.status == "fail" else "notice"
+        title = _esc(f"kvverify compare: {f.entry}: {f.name}", prop=True)
+        out.append(f"::{level} file={file},title={title}::{_esc(f.message)}")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def compare_json(report: CompareReport) -> str:
+    data = {"schema": report.schema, "schema_version": report.schema_version}
+    data.update({k: v for k, v in _plain(report).items() if k not in data})
+    return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"

@@ -80,6 +80,7 @@ class RequestReport:
     segment: int
     rank: int | None
     line: int
+    final: bool  # served by the final engine (the manager the checks read)
     step: int | None  # scenario step (from 1), when known
     dummy: bool  # warm-up, estimation or CUDA-graph padding request
     input_length: int
@@ -134,6 +135,9 @@ class Requests:
 class LogReport:
     path: str
     verdict: Verdict
+    #: the scenario and variant kvverify run ran (null for a log it did not write)
+    scenario: str | None
+    variant: str | None
     engine: EngineInfo
     formats: tuple[str, ...]  # log format eras recognised, e.g. 'summary: 9 lines'
     era: str | None  # the log format era, as --dialect names it ('1.2', '2026', ...)
@@ -162,3 +166,48 @@ class CheckReport:
     scanner: str = "python"
     schema: str = field(default=SCHEMA)
     schema_version: int = SCHEMA_VERSION
+
+
+# -- comparisons (kvverify compare, and --baseline) -----------------------------------------------
+
+COMPARE_SCHEMA = "kvverify/compare-report"
+FindingStatus = Literal["fail", "pass", "note"]
+Kind = Literal["metric", "step", "request", "family", "era", "engine", "entry"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One difference (or sameness) between an old and a new side."""
+
+    entry: str  # scenario/variant, or the log's file name
+    kind: Kind
+    name: str  # the metric, step[N].metric, request[N], a family, ...
+    old: float | str | None  # a number, "nan"/"inf", a version or era name; null: not shown
+    new: float | str | None
+    delta: float | None  # new - old, for numbers
+    tolerance: str | None  # how far it may move the worse way: "0", "0.02", "10%"
+    status: FindingStatus
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One side of a comparison: where it came from and what it holds."""
+
+    source: str
+    kind: Literal["baseline", "log", "run"]
+    entries: tuple[str, ...]
+    engines: tuple[str, ...]  # "trtllm 1.2.0rc2", "sim ..."
+
+
+@dataclass(frozen=True)
+class CompareReport:
+    kvverify_version: str
+    verdict: Literal["pass", "fail", "not_comparable"]
+    exit_code: int
+    reason: str  # why the sides cannot be compared (not_comparable), else ""
+    old: Side
+    new: Side
+    findings: tuple[Finding, ...]
+    schema: str = field(default=COMPARE_SCHEMA)
+    schema_version: int = 1

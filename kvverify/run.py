@@ -5,19 +5,14 @@ here; its output goes to ``<run dir>/<variant>.log``; then every log is checked 
 ``kvverify check`` would check it offline, so ``kvverify check <run dir>/<variant>.log``
 repeats the verdict.
 
-A run never destroys an earlier run's evidence: by default each run gets a directory of its
-own, ``kvverify-out/<scenario>/<date>-<time>/``, with ``kvverify-out/<scenario>/latest``
-pointing at the newest; ``--out DIR`` that already holds logs is refused unless the user asks
-to overwrite them.
+A run never destroys an earlier run's evidence (:mod:`kvverify.rundir`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kvverify import exitcodes
@@ -27,13 +22,10 @@ from kvverify.engines.sim.dialects import DEFAULT_DIALECT
 from kvverify.errors import EngineUnavailable, KvverifyError
 from kvverify.predict import marker_for
 from kvverify.result import CheckReport
+from kvverify.rundir import claim_directory
 from kvverify.runner.plan import Plan, Prompt
 from kvverify.runner.supervise import Progress, RunResult, run_variant
 from kvverify.scenario import Scenario, Variant, load
-
-#: Where runs go by default, one directory per scenario, one below it per run.
-DEFAULT_ROOT = Path("kvverify-out")
-LATEST = "latest"
 
 
 @dataclass
@@ -45,6 +37,8 @@ class Outcome:
     directory: Path
     #: The signal that stopped the run (SIGINT for Ctrl-C, SIGTERM, SIGHUP), if one did.
     stopped_by: int | None = None
+    #: the scenario's baseline tolerances (of its variants, merged)
+    tolerance: dict[str, str] = field(default_factory=dict)
 
 
 def plan_for(
@@ -126,7 +120,7 @@ def run_scenario(
             "(the evidence is the model's, not a GPU's; --engine sim says so on purpose)"
         )
     plans = [plan_for(scenario, v, name, dialect, python) for v in selected]
-    directory = claim_directory(scenario, out_dir, overwrite, [p.variant for p in plans])
+    directory = claim_directory(scenario.name, out_dir, overwrite, [p.variant for p in plans])
     runs: list[RunResult] = []
     for plan in plans:
         runs.append(run_variant(plan, directory, timeout=timeout, python=python, progress=progress))
@@ -137,64 +131,5 @@ def run_scenario(
     if stopped_by is not None:
         # Stopped by a signal: 128 + its number, as a shell reports it (Ctrl-C: 130).
         report = dataclasses.replace(report, exit_code=exitcodes.for_signal(stopped_by))
-    return Outcome(report, runs, name, directory, stopped_by)
-
-
-def claim_directory(
-    scenario: Scenario, out_dir: Path | None, overwrite: bool, variants: list[str]
-) -> Path:
-    """The directory this run writes to, created and checked writable before any engine
-    starts. Never one that holds an earlier run's logs, unless ``overwrite``."""
-    try:
-        if out_dir is None:
-            directory = _new_run_directory(DEFAULT_ROOT / scenario.name)
-        else:
-            directory = out_dir
-            directory.mkdir(parents=True, exist_ok=True)
-            earlier = sorted(p.name for p in directory.glob("*.log"))
-            if earlier and not overwrite:
-                raise KvverifyError(
-                    f"already holds logs of an earlier run ({', '.join(earlier[:4])}"
-                    + (", ..." if len(earlier) > 4 else "")
-                    + "): a run never replaces evidence",
-                    where=str(directory),
-                    hint="give a new directory, leave out --out (each run then gets its own), "
-                    "or add --overwrite to replace them",
-                )
-            for variant in variants if overwrite else ():
-                (directory / f"{variant}.log").unlink(missing_ok=True)
-        probe = directory / ".kvverify-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise KvverifyError(
-            f"cannot write the logs there: {exc.strerror or exc}",
-            where=str(out_dir or DEFAULT_ROOT),
-            hint="give a writable directory with --out",
-        ) from None
-    return directory
-
-
-def _new_run_directory(root: Path) -> Path:
-    """``root/<date>-<time>[-n]``, claimed atomically (two runs in one second get two), and
-    ``root/latest`` pointing at it."""
-    root.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1, 1000):
-        directory = root / (stamp if n == 1 else f"{stamp}-{n}")
-        try:
-            directory.mkdir()
-        except FileExistsError:
-            continue
-        break
-    else:  # pragma: no cover - a thousand runs in one second
-        raise KvverifyError("cannot find a free run directory", where=str(root))
-    latest = root / LATEST
-    try:
-        tmp = root / f".{LATEST}.{os.getpid()}"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(directory.name, target_is_directory=True)
-        tmp.replace(latest)
-    except OSError:  # no symlinks here: a file that names it
-        (root / f"{LATEST}.txt").write_text(directory.name + "\n", encoding="utf-8")
-    return directory
+    tolerance = {k: v for variant in selected for k, v in variant.tolerance.items()}
+    return Outcome(report, runs, name, directory, stopped_by, tolerance)

@@ -6,7 +6,7 @@ from kvverify.check import Inputs, check_paths
 from kvverify.errors import KvverifyError
 from kvverify.evidence.facts import StepPlan
 from kvverify.expect import parse_all
-from kvverify.options import Output
+from kvverify.options import Gate, Output
 from kvverify.publish import publish
 
 
@@ -16,20 +16,35 @@ def main(
     scenario: str | None,
     variant: str | None,
     jobs: int,
+    gate: Gate,
     output: Output,
 ) -> int:
     inputs = Inputs(expectations=parse_all(expressions, "cli"), jobs=jobs)
+    tolerance: dict[str, str] = {}
     if scenario is not None:
-        inputs = scenario_inputs(scenario, variant, inputs)
+        inputs, tolerance = scenario_inputs(scenario, variant, inputs)
     elif variant is not None:
         raise KvverifyError("--variant needs --scenario", hint="add --scenario FILE")
     result = check_paths(list(logs), inputs)
+    if gate.baseline is not None or gate.save is not None:
+        from kvverify import gate as gates
+
+        result = gates.apply(
+            result,
+            baseline=gate.baseline,
+            save=gate.save,
+            tolerance=gate.tolerance,
+            scenario_tolerance=tolerance,
+        )
     publish(result, output)
     return result.exit_code
 
 
-def scenario_inputs(path: str, variant: str | None, inputs: Inputs) -> Inputs:
-    """Expectations, steps and the model's prediction of one scenario variant."""
+def scenario_inputs(
+    path: str, variant: str | None, inputs: Inputs
+) -> tuple[Inputs, dict[str, str]]:
+    """Expectations, steps and the model's prediction of one scenario variant, and its
+    baseline tolerances."""
     from kvverify.predict import marker_for
     from kvverify.scenario import load
 
@@ -49,4 +64,4 @@ def scenario_inputs(path: str, variant: str | None, inputs: Inputs) -> Inputs:
         prompt_lengths=v.prompt_lengths(), max_batch_size=v.engine.max_batch_size
     )
     inputs.predicted = marker_for(v) if v.match_predicted else None
-    return inputs
+    return inputs, dict(v.tolerance)

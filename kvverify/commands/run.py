@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kvverify.console import console
-from kvverify.options import Output
+from kvverify.options import Gate, Output
 from kvverify.publish import publish
 from kvverify.run import run_scenario
 from kvverify.runner.supervise import Event
@@ -26,6 +26,7 @@ def main(
     overwrite: bool,
     timeout: float,
     python: str | None,
+    gate: Gate,
     output: Output,
 ) -> int:
     outcome = run_scenario(
@@ -40,10 +41,21 @@ def main(
         progress=Progress(),
         notice=lambda text: console.err(f"kvverify: {text}"),
     )
-    publish(outcome.report, output)
+    result = outcome.report
+    if gate.baseline is not None or gate.save is not None:
+        from kvverify import gate as gates
+
+        result = gates.apply(
+            result,
+            baseline=gate.baseline,
+            save=gate.save,
+            tolerance=gate.tolerance,
+            scenario_tolerance=outcome.tolerance,
+        )
+    publish(result, output)
     if output.fmt != "json":
         console.err(f"logs: {outcome.directory}")
-    return outcome.report.exit_code
+    return result.exit_code if outcome.stopped_by is None else outcome.report.exit_code
 
 
 class Progress:

@@ -6,7 +6,7 @@ A variant's ``engine``, ``sampling`` and ``prompts`` merge into the scenario's k
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ class Variant:
     expect: tuple[Expectation, ...]
     match_predicted: tuple[ExpectSpec, ...]
     texts: dict[str, str]  # text prompts, files read
+    #: baseline.tolerance: how far each metric may move the worse way against a baseline
+    tolerance: dict[str, str] = field(default_factory=dict)
 
     def prompt_text(self, name: str) -> str | None:
         return self.texts.get(name)
@@ -158,6 +160,7 @@ def _resolve(
         "steps": v.steps if v.steps is not None else raw.get("steps"),
         "variants": {},
         "expect": [],
+        "baseline": _merge(raw.get("baseline", {}), v.baseline),
     }
     expect: list[Expectation] = []
     matches: list[ExpectSpec] = []
@@ -230,4 +233,5 @@ def _resolve(
         expect=tuple(expect),
         match_predicted=tuple(matches),
         texts=texts,
+        tolerance={k: str(v) for k, v in resolved.baseline.tolerance.items()},
     )

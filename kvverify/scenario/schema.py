@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from kvverify.errors import did_you_mean
+from kvverify.errors import KvverifyError, did_you_mean
 from kvverify.metrics import MATCHABLE
 from kvverify.text import quote
 
@@ -318,9 +318,31 @@ ExpectItem = Annotated[
 ]
 
 
+class BaselineSpec(_Strict):
+    """How a run is compared with a baseline: per metric, how far it may move the worse way,
+    an amount (``cache_hit_rate: 0.02``) or a share of the old value (``latency_ms: 10%``).
+    By default reuse may not drop at all and misses may not grow; latency is not gated."""
+
+    tolerance: dict[str, float | str] = Field(default_factory=dict)
+
+    @field_validator("tolerance")
+    @classmethod
+    def _known(cls, v: dict[str, float | str]) -> dict[str, float | str]:
+        from kvverify.gate.diff import parse_tolerance
+
+        for name, value in v.items():
+            if isinstance(value, bool):
+                raise ValueError(f"{name}: {value} is not a number")
+            try:
+                parse_tolerance(name, str(value), "baseline.tolerance")
+            except KvverifyError as exc:
+                raise ValueError(exc.message) from None
+        return v
+
+
 class VariantSpec(_Strict):
-    """Overrides of a variant. ``engine``, ``sampling`` and ``prompts`` merge key by key;
-    ``steps`` replaces; ``expect`` adds to the scenario's."""
+    """Overrides of a variant. ``engine``, ``sampling``, ``prompts`` and ``baseline`` merge
+    key by key; ``steps`` replaces; ``expect`` adds to the scenario's."""
 
     description: str = ""
     engine: dict[str, Any] = Field(default_factory=dict)
@@ -328,6 +350,7 @@ class VariantSpec(_Strict):
     prompts: dict[str, Any] = Field(default_factory=dict)
     steps: list[Any] | None = None
     expect: list[ExpectItem] = Field(default_factory=list)
+    baseline: dict[str, Any] = Field(default_factory=dict)
 
 
 class ScenarioSpec(_Strict):
@@ -340,6 +363,7 @@ class ScenarioSpec(_Strict):
     steps: list[StepItem] = Field(min_length=1)
     variants: dict[str, VariantSpec] = Field(default_factory=dict)
     expect: list[ExpectItem] = Field(default_factory=list)
+    baseline: BaselineSpec = Field(default_factory=BaselineSpec)
 
     @field_validator("schema_version")
     @classmethod

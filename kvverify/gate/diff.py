@@ -1,0 +1,383 @@
+"""The diff of two baselines: what changed, each finding with its own status.
+
+* A metric that got worse beyond its tolerance fails; one that got better is a note. Which way
+  is worse is the metric's: less reuse, more misses, more errors, more latency. Numbers
+  without a direction (allocations, pool sizes, offloads) are reported when they change,
+  never failed. By default reuse may not drop at all and misses may not grow; latency is
+  gated only when given a tolerance (it is never exactly repeatable).
+* A drop in one step or one request is reported by itself ("request 4 reused 23 tokens, now
+  0"), not hidden in the summary.
+* A metric or an evidence family the old side showed and the new does not fails: the gate can
+  no longer see it. One that appears is a note.
+* A change of log format era or engine version is reported, not failed.
+* Sides that cannot be compared (another scenario, another engine kind: the model's evidence
+  against TensorRT-LLM's) are not comparable: no finding can be trusted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kvverify.errors import KvverifyError
+from kvverify.gate.baseline import Baseline, Entry, Number
+from kvverify.metrics import ENGINE_METRICS
+from kvverify.result import Finding, FindingStatus, Kind
+from kvverify.text import quote
+
+#: +1: more is better (reuse); -1: less is better (misses, errors, latency); absent: neutral.
+DIRECTION: dict[str, int] = {
+    "reused_blocks": 1,
+    "reused_unique_blocks": 1,
+    "reused_unique_blocks_percent": 1,
+    "cache_hit_rate": 1,
+    "reused_tokens": 1,
+    "reused_tokens_percent": 1,
+    "onboarded_blocks": 1,
+    "missed_blocks": -1,
+    "errors": -1,
+    "first_token_ms": -1,
+    "latency_ms": -1,
+}
+#: Gated only with a tolerance given (never exactly repeatable).
+UNGATED = frozenset({"first_token_ms", "latency_ms"})
+#: Every name a tolerance may be given for.
+TOLERABLE = frozenset({*ENGINE_METRICS, "first_token_ms", "latency_ms"})
+
+_TOLERANCE = re.compile(r"(?P<n>\d+(?:\.\d*)?|\.\d+)(?P<pct>%?)")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a metric may move the worse way: an absolute amount or a share of the old."""
+
+    amount: float
+    relative: bool = False
+
+    def allows(self, old: float, change: float) -> bool:
+        limit = abs(old) * self.amount / 100 if self.relative else self.amount
+        return abs(change) <= limit + 1e-12
+
+    def __str__(self) -> str:
+        text = f"{self.amount:g}"
+        return text + "%" if self.relative else text
+
+
+def parse_tolerance(name: str, text: str, where: str = "--tolerance") -> Tolerance:
+    """``0.02`` (absolute) or ``10%`` (of the old value), for a metric a baseline holds."""
+    if name not in TOLERABLE:
+        from kvverify.errors import did_you_mean
+
+        raise KvverifyError(
+            f"no metric {quote(name)}{did_you_mean(name, sorted(TOLERABLE))}",
+            where=where,
+            hint="a tolerance is for a metric of docs/expectations.md, or first_token_ms / "
+            "latency_ms",
+        )
+    m = _TOLERANCE.fullmatch(text.strip())
+    if m is None:
+        raise KvverifyError(
+            f"tolerance {quote(text)} for {name} is not a number",
+            where=where,
+            hint="write an amount (cache_hit_rate=0.02) or a share of the old value "
+            "(latency_ms=10%)",
+        )
+    return Tolerance(float(m["n"]), bool(m["pct"]))
+
+
+def parse_tolerances(items: Mapping[str, str], where: str = "--tolerance") -> dict[str, Tolerance]:
+    return {name: parse_tolerance(name, value, where) for name, value in items.items()}
+
+
+@dataclass(frozen=True)
+class Diff:
+    """The findings, or why the sides cannot be compared (then ``reason`` is set)."""
+
+    findings: tuple[Finding, ...]
+    reason: str = ""
+
+    @property
+    def comparable(self) -> bool:
+        return not self.reason
+
+
+def _fmt(value: Number | None) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        return value
+    return f"{value:g}"
+
+
+def _compare_number(
+    entry: str,
+    kind: Kind,
+    metric: str,
+    name: str,
+    label: str,
+    old: Number | None,
+    new: Number | None,
+    tolerance: Tolerance | None,
+) -> Finding | None:
+    """One number on both sides (``metric`` says which way is worse; ``name`` is what the
+    finding is called); None when neither side has it."""
+    if old is None and new is None:
+        return None
+    tol = None if tolerance is None else str(tolerance)
+    if new is None:
+        return Finding(
+            entry,
+            kind,
+            name,
+            old,
+            None,
+            None,
+            tol,
+            "fail",
+            f"{label} was {_fmt(old)}; the new side does not show it",
+        )
+    if old is None:
+        return Finding(
+            entry, kind, name, None, new, None, tol, "note", f"{label} now shows {_fmt(new)}"
+        )
+    a, b = float(old), float(new)
+    if math.isnan(a) or math.isnan(b):
+        same = math.isnan(a) and math.isnan(b)
+        status: FindingStatus = "pass" if same else "fail" if DIRECTION.get(metric) else "note"
+        return Finding(
+            entry, kind, name, old, new, None, tol, status, f"{label}: {_fmt(old)} -> {_fmt(new)}"
+        )
+    change = b - a
+    direction = DIRECTION.get(metric, 0)
+    worse = direction * change < 0
+    if change == 0:
+        return Finding(entry, kind, name, old, new, 0.0, tol, "pass", f"{label}: {_fmt(new)}")
+    if not direction or (not worse and direction):
+        status = "note"
+        what = "improved" if direction else "changed"
+        msg = f"{label} {what}: {_fmt(old)} -> {_fmt(new)}"
+    elif tolerance is None and metric in UNGATED:
+        status, msg = "note", f"{label} changed: {_fmt(old)} -> {_fmt(new)} (not gated)"
+    elif tolerance is not None and tolerance.allows(a, change):
+        status = "pass"
+        msg = f"{label}: {_fmt(old)} -> {_fmt(new)}, within tolerance {tolerance}"
+    else:
+        status = "fail"
+        msg = _worse(kind, metric, label, old, new, tolerance)
+    return Finding(entry, kind, name, old, new, change, tol, status, msg)
+
+
+def _worse(
+    kind: Kind, metric: str, label: str, old: Number, new: Number, tolerance: Tolerance | None
+) -> str:
+    allowed = f" (tolerance {tolerance})" if tolerance is not None and tolerance.amount else ""
+    if kind in ("request", "step") and metric == "reused_tokens":
+        return f"{label} reused {_fmt(old)} tokens, now {_fmt(new)}{allowed}"
+    verb = "dropped" if DIRECTION.get(metric, 0) > 0 else "grew"
+    what = f"{label} {metric.replace('_', ' ')}" if kind in ("request", "step") else label
+    return f"{what} {verb}: {_fmt(old)} -> {_fmt(new)}{allowed}"
+
+
+def _tolerance_for(name: str, given: Mapping[str, Tolerance], old: Entry) -> Tolerance | None:
+    """The command line's, else the scenario's (kept in the old baseline), else the default:
+    none allowed for a metric with a direction (latency: not gated)."""
+    if name in given:
+        return given[name]
+    if name in old.tolerance:
+        return parse_tolerance(name, old.tolerance[name], f"the baseline's tolerance of {name}")
+    if name in DIRECTION and name not in UNGATED:
+        return Tolerance(0.0)
+    return None
+
+
+def comparable(old: Entry, new: Entry) -> str:
+    """Why two entries cannot be compared, or nothing."""
+    if old.engine != new.engine and "unknown" not in (old.engine, new.engine):
+        names = {"sim": "kvverify's reference model", "trtllm": "TensorRT-LLM"}
+        return (
+            f"{old.key}: the old side is {names.get(old.engine, old.engine)}'s evidence and "
+            f"the new side {names.get(new.engine, new.engine)}'s: a model-made baseline says "
+            "nothing about a TensorRT-LLM run (save the baseline on the same engine)"
+        )
+    if old.scenario and new.scenario and old.scenario != new.scenario:
+        return f"{old.key}: another scenario ({old.scenario} vs {new.scenario})"
+    return ""
+
+
+def diff_entries(old: Entry, new: Entry, given: Mapping[str, Tolerance]) -> list[Finding]:
+    key = new.key
+    out: list[Finding] = []
+    if old.engine_version != new.engine_version:
+        out.append(
+            Finding(
+                key,
+                "engine",
+                "engine_version",
+                old.engine_version,
+                new.engine_version,
+                None,
+                None,
+                "note",
+                f"engine version {old.engine_version or '?'} -> {new.engine_version or '?'}",
+            )
+        )
+    if old.era != new.era:
+        out.append(
+            Finding(
+                key,
+                "era",
+                "era",
+                old.era,
+                new.era,
+                None,
+                None,
+                "note",
+                f"log format era {old.era or '?'} -> {new.era or '?'} (the numbers are compared "
+                "as they are)",
+            )
+        )
+    for family in sorted(set(old.families) | set(new.families)):
+        if family in old.families and family not in new.families:
+            out.append(
+                Finding(
+                    key,
+                    "family",
+                    family,
+                    None,
+                    None,
+                    None,
+                    None,
+                    "fail",
+                    f"the {family} lines are gone: the new log no longer shows that evidence",
+                )
+            )
+        elif family in new.families and family not in old.families:
+            out.append(
+                Finding(
+                    key, "family", family, None, None, None, None, "note", f"{family} lines appear"
+                )
+            )
+    for name in sorted(set(old.metrics) | set(new.metrics)):
+        found = _compare_number(
+            key,
+            "metric",
+            name,
+            name,
+            name,
+            old.metrics.get(name),
+            new.metrics.get(name),
+            _tolerance_for(name, given, old),
+        )
+        if found is not None:
+            out.append(found)
+    for kind, label, old_rows, new_rows in (
+        ("step", "step", old.steps, new.steps),
+        ("request", "request", old.requests, new.requests),
+    ):
+        for index in sorted(set(old_rows) | set(new_rows)):
+            a, b = old_rows.get(index), new_rows.get(index)
+            if a is None or b is None:
+                if a is not None:
+                    out.append(_missing_row(key, kind, label, index, bool(new_rows)))
+                continue
+            for name in sorted(set(a) | set(b)):
+                if name == "request_id":
+                    continue
+                found = _compare_number(
+                    key,
+                    kind,  # type: ignore[arg-type]
+                    name,
+                    f"{label}[{index}].{name}",
+                    f"{label} {index}",
+                    a.get(name),
+                    b.get(name),
+                    _tolerance_for(name, given, old),
+                )
+                # Unchanged per-step and per-request numbers are not listed one by one.
+                if found is not None and (found.status != "pass" or found.delta):
+                    out.append(found)
+    return out
+
+
+def _missing_row(key: str, kind: str, label: str, index: int, others: bool) -> Finding:
+    """A step of the old side the new one lacks fails (the scenario's step did not run, or the
+    new log does not map steps: its per-step reuse cannot be checked). A request id the new
+    side lacks is a note while it shows other requests: ids depend on warm-up traffic, which
+    a log without kvverify's markers cannot tell apart; losing them all fails as a family."""
+    if kind == "step":
+        why = "" if others else ": the new side maps no steps (a log kvverify run wrote does)"
+        return Finding(
+            key,
+            "step",
+            f"{label}[{index}]",
+            None,
+            None,
+            None,
+            None,
+            "fail",
+            f"step {index} is not in the new log{why}",
+        )
+    status: FindingStatus = "note" if others else "fail"
+    return Finding(
+        key,
+        "request",
+        f"{label}[{index}]",
+        None,
+        None,
+        None,
+        None,
+        status,
+        f"request {index} is not in the new log",
+    )
+
+
+def _pairs(old: Baseline, new: Baseline) -> tuple[list[tuple[Entry, Entry]], list[Finding]]:
+    """Entries matched by key; two single-entry sides match whatever their keys."""
+    if len(old.entries) == 1 and len(new.entries) == 1:
+        ((_, only_old),) = old.entries.items()
+        ((_, only_new),) = new.entries.items()
+        return [(only_old, only_new)], []
+    pairs = []
+    extra: list[Finding] = []
+    for key, a in sorted(old.entries.items()):
+        b = new.entries.get(key)
+        if b is None:
+            extra.append(
+                Finding(
+                    key,
+                    "entry",
+                    key,
+                    None,
+                    None,
+                    None,
+                    None,
+                    "fail",
+                    f"{key} is not on the new side",
+                )
+            )
+        else:
+            pairs.append((a, b))
+    for key in sorted(set(new.entries) - set(old.entries)):
+        extra.append(Finding(key, "entry", key, None, None, None, None, "note", f"{key} is new"))
+    return pairs, extra
+
+
+def diff(old: Baseline, new: Baseline, tolerance: Mapping[str, Tolerance] | None = None) -> Diff:
+    """Every finding of ``new`` against ``old``."""
+    given = tolerance or {}
+    pairs, findings = _pairs(old, new)
+    if not pairs:
+        return Diff(
+            tuple(findings),
+            reason="the sides have no entry in common (another scenario or other logs): "
+            f"old has {', '.join(sorted(old.entries)) or 'none'}, new has "
+            f"{', '.join(sorted(new.entries)) or 'none'}",
+        )
+    for a, b in pairs:
+        why = comparable(a, b)
+        if why:
+            return Diff(tuple(findings), reason=why)
+        findings += diff_entries(a, b, given)
+    return Diff(tuple(findings))

@@ -1,0 +1,205 @@
+"""The upgrade gate: baselines saved from logs and runs, ``kvverify compare``, and drift
+checks with ``--baseline``: what a CI job decides an upgrade by."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from conftest import Run
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden_logs"
+ENABLED = GOLDEN / "offloading_enabled.log"
+DISABLED = GOLDEN / "offloading_disabled.log"
+COMPARE_SCHEMA = json.loads(
+    (Path(__file__).resolve().parent.parent / "docs" / "compare-report.schema.json").read_text()
+)
+
+
+def findings(out: str) -> list[dict[str, Any]]:
+    data = json.loads(out)
+    jsonschema.validate(data, COMPARE_SCHEMA)
+    return data["findings"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def baseline(run: Run, tmp_path: Path) -> Path:
+    path = tmp_path / "baseline.json"
+    r = run("check", "--save-baseline", str(path), str(ENABLED))
+    assert r.code == 0, r.err  # the log's own checks decide the exit code
+    return path
+
+
+def test_a_baseline_is_small_deterministic_and_names_what_produced_it(
+    run: Run, baseline: Path, tmp_path: Path
+) -> None:
+    again = tmp_path / "again.json"
+    run("check", "--save-baseline", str(again), str(ENABLED))
+    assert again.read_bytes() == baseline.read_bytes()
+    data = json.loads(baseline.read_text())
+    assert (data["schema"], data["schema_version"]) == ("kvverify/baseline", 1)
+    (entry,) = data["entries"].values()
+    assert entry["engine"]["name"] == "sim"
+    assert entry["era"] == "1.2"
+    assert {"addSequence", "copyBlock", "summary"} <= set(entry["families"])
+    assert entry["metrics"]["reused_tokens"] == 53
+    assert entry["requests"]["4"]["reused_tokens"] == 24
+    assert "nan" not in baseline.read_text()
+
+
+def test_a_log_whose_reuse_dropped_fails_naming_the_metric_and_the_request(
+    run: Run, baseline: Path
+) -> None:
+    r = run("compare", str(baseline), str(DISABLED), "--format", "json")
+    assert r.code == 1
+    failed = {f["name"]: f for f in findings(r.out) if f["status"] == "fail"}
+    assert failed["reused_blocks"]["old"] == 4
+    assert failed["reused_blocks"]["new"] == 0
+    assert failed["request[4].reused_tokens"]["message"] == "request 4 reused 24 tokens, now 0"
+    table = run("compare", str(baseline), str(DISABLED))
+    assert "request 4 reused 24 tokens, now 0" in table.out
+    assert "verdict: FAIL" in table.out
+
+
+def test_an_identical_log_passes(run: Run, baseline: Path) -> None:
+    r = run("compare", str(baseline), str(ENABLED), "--format", "json")
+    assert r.code == 0, r.out
+    assert {f["status"] for f in findings(r.out)} == {"pass"}
+
+
+def test_the_same_numbers_in_another_format_era_pass_and_the_era_change_is_reported(
+    run: Run,
+) -> None:
+    old, new = GOLDEN / "abab-1.2-offload_on.log", GOLDEN / "abab-2026-offload_on.log"
+    r = run("compare", str(old), str(new), "--format", "json")
+    assert r.code == 0, r.out
+    (era,) = [f for f in findings(r.out) if f["kind"] == "era"]
+    assert (era["old"], era["new"], era["status"]) == ("1.2", "2026", "note")
+
+
+def test_a_log_that_lost_its_per_request_lines_fails(
+    run: Run, baseline: Path, tmp_path: Path
+) -> None:
+    lost = tmp_path / "lost.log"
+    lost.write_text(
+        "".join(
+            ln for ln in ENABLED.read_text().splitlines(keepends=True) if "addSequence" not in ln
+        )
+    )
+    r = run("compare", str(baseline), str(lost), "--format", "json")
+    assert r.code == 1
+    failed = [f for f in findings(r.out) if f["status"] == "fail"]
+    assert any(f["kind"] == "family" and f["name"] == "addSequence" for f in failed)
+
+
+def test_tolerances_from_the_command_line(run: Run, baseline: Path, tmp_path: Path) -> None:
+    # a hit rate 0.01 lower: fails by default, passes within 0.02, fails beyond 0.005
+    text = ENABLED.read_text().replace(
+        "cache hit rate:                      0.16", "cache hit rate:                      0.15"
+    )
+    lower = tmp_path / "lower.log"
+    lower.write_text(text)
+    assert run("compare", str(baseline), str(lower)).code == 1
+    assert run("compare", str(baseline), str(lower), "--tolerance", "cache_hit_rate=0.02").code == 0
+    assert run("compare", str(baseline), str(lower), "--tolerance", "cache_hit_rate=10%").code == 0
+    assert (
+        run("compare", str(baseline), str(lower), "--tolerance", "cache_hit_rate=0.005").code == 1
+    )
+    bad = run("compare", str(baseline), str(lower), "--tolerance", "cache_hit_rte=0.02")
+    assert bad.code == 2
+    assert "did you mean 'cache_hit_rate'" in bad.err
+
+
+def test_an_improvement_is_a_note_not_a_failure(run: Run, tmp_path: Path) -> None:
+    old = tmp_path / "off.json"
+    run("check", "-e", "no-reuse", "--save-baseline", str(old), str(DISABLED))
+    r = run("compare", str(old), str(ENABLED), "--format", "json")
+    assert r.code == 0, r.out
+    reused = next(f for f in findings(r.out) if f["name"] == "reused_blocks")
+    assert (reused["status"], reused["delta"]) == ("note", 4)
+
+
+def test_the_models_baseline_against_a_tensorrt_llm_log_is_not_comparable(
+    run: Run, baseline: Path, tmp_path: Path
+) -> None:
+    trtllm = tmp_path / "trtllm.log"  # the same lines without the model's mark
+    trtllm.write_text(
+        "".join(
+            ln for ln in ENABLED.read_text().splitlines(keepends=True) if '"t":"model"' not in ln
+        )
+    )
+    r = run("compare", str(baseline), str(trtllm), "--format", "json")
+    assert r.code == 2
+    data = json.loads(r.out)
+    assert data["verdict"] == "not_comparable"
+    assert "a model-made baseline says nothing about a TensorRT-LLM run" in data["reason"]
+    table = run("compare", str(baseline), str(trtllm))
+    assert "NOT COMPARABLE" in table.out
+
+
+def test_check_with_a_baseline_adds_drift_checks(run: Run, baseline: Path) -> None:
+    same = run("check", "--baseline", str(baseline), str(ENABLED), "--format", "json")
+    assert same.code == 0
+    checks = json.loads(same.out)["logs"][0]["checks"]
+    assert {c["source"] for c in checks} == {"default", "baseline"}
+    worse = run("check", "-e", "no-reuse", "--baseline", str(baseline), str(DISABLED))
+    assert worse.code == 1  # its own checks pass; the drift checks fail
+    assert "reused_blocks vs baseline" in worse.out
+
+
+def test_every_report_format_of_a_comparison(run: Run, baseline: Path, tmp_path: Path) -> None:
+    files = {k: tmp_path / f"r.{k}" for k in ("json", "xml", "md")}
+    r = run(
+        "compare",
+        str(baseline),
+        str(DISABLED),
+        "--json",
+        str(files["json"]),
+        "--junit",
+        str(files["xml"]),
+        "--markdown",
+        str(files["md"]),
+    )
+    assert r.code == 1
+    findings(files["json"].read_text())
+    junit = files["xml"].read_text()
+    assert 'failures="' in junit
+    assert "request 4 reused 24 tokens, now 0" in junit
+    md = files["md"].read_text()
+    assert "| ❌ | `reused_blocks` | 4 | 0 | -4 | 0 |" in md  # old, new, delta, tolerance
+
+
+def test_a_run_directory_is_a_side_and_run_saves_and_checks_baselines(
+    run: Run, tmp_path: Path
+) -> None:
+    base = tmp_path / "abab.json"
+    first = run(
+        "run", "--engine", "sim", "--out", str(tmp_path / "a"), "--save-baseline", str(base)
+    )
+    assert first.code == 0, first.err
+    assert sorted(json.loads(base.read_text())["entries"]) == [
+        "abab/offload_off",
+        "abab/offload_on",
+    ]
+    second = run("run", "--engine", "sim", "--out", str(tmp_path / "b"), "--baseline", str(base))
+    assert second.code == 0, second.err
+    assert "vs baseline" in second.out
+    assert run("compare", str(base), str(tmp_path / "b")).code == 0
+    assert run("compare", str(tmp_path / "a"), str(tmp_path / "b")).code == 0
+
+
+def test_bad_sides_are_one_message(run: Run, tmp_path: Path) -> None:
+    broken = tmp_path / "b.json"
+    broken.write_text('{"schema": "kvverify/baseline", "schema_version": 1, "entries": []}')
+    r = run("compare", str(broken), str(ENABLED))
+    assert r.code == 2
+    assert r.err.startswith(f"kvverify: {broken}: not a kvverify baseline")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run("compare", str(empty), str(ENABLED))
+    assert r.code == 2
+    assert "holds no logs" in r.err
+    assert run("compare", str(tmp_path / "nope.json"), str(ENABLED)).code == 2
