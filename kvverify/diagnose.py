@@ -80,9 +80,10 @@ CATALOG: dict[str, Cause] = {
     "prompt-too-short": Cause(
         "warning",
         "prompts shorter than one block plus one token",
-        "a request can reuse at most its first L-1 prompt tokens, in whole blocks of "
-        "tokens_per_block: make the shared prompt longer than tokens_per_block + 1 tokens, "
-        "or lower tokens_per_block",
+        "a request can reuse at most its first L-1 prompt tokens; without partial reuse only "
+        "whole blocks of tokens_per_block are looked up, so a prompt of tokens_per_block "
+        "tokens or fewer is never reused: make the shared prompt longer, lower "
+        "tokens_per_block, or turn on KvCacheConfig(enable_partial_reuse=True)",
     ),
     "gpu-pool-holds-several": Cause(
         "warning",
@@ -286,6 +287,9 @@ def diagnose_log(facts: Facts, *, engine_started: bool = True) -> list[Diagnosis
                     est.line,
                 )
             )
+        short = _all_short_unreused(facts, seg)
+        if short:
+            out.append(make("prompt-too-short", short))
         dummies = [r for r in seg.requests if facts.is_dummy(r)]
         tpb = seg.tokens_per_block
         dummy_reuse = sum(block_counts(r, tpb)["reused_blocks"] or 0 for r in dummies)
@@ -325,6 +329,21 @@ def diagnose_log(facts: Facts, *, engine_started: bool = True) -> list[Diagnosis
     if ev.v2 is not None and ev.v2.selected:
         out.append(make("kv-cache-manager-v2", clean(ev.v2.text), ev.v2.line))
     return out
+
+
+def _all_short_unreused(facts: Facts, seg: Segment) -> str:
+    """When the final manager's requests all fit in one block and none reused a token: why."""
+    tpb = seg.tokens_per_block
+    real = facts.real_requests(seg)
+    if not tpb or not real or any(r.reused_tokens for r in real):
+        return ""
+    longest = max(r.input_length for r in real)
+    if longest > tpb:
+        return ""
+    return (
+        f"{len(real)} request(s), the longest {longest} tokens, with {tpb} tokens per block: "
+        "none reused a token"
+    )
 
 
 def _model_detail(facts: Facts) -> str:

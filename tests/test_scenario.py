@@ -301,3 +301,35 @@ def test_an_expression_is_quoted_short_in_its_error(tmp_path: Path) -> None:
     with pytest.raises(ExpressionError) as info:
         parse("reused_blocks > 0 " + "x" * 60_000)
     assert len(info.value.render()) < 400
+
+
+def test_a_conversation_needs_a_turn_before_it_and_token_ids_all_along() -> None:
+    base = (
+        "schema_version: 1\nname: chat\nengine: {model: Qwen/Qwen3-8B}\n"
+        "prompts: {A: {tokens: [1, 2, 3]}, T: some text}\n"
+    )
+    with pytest.raises(ScenarioError) as info:
+        loads(base + "steps: [{prompt: A, continues: true}]\n", "c.yaml")
+    assert "the first step has no conversation to continue" in info.value.render()
+    with pytest.raises(ScenarioError) as info:
+        loads(base + "steps: [T, {prompt: A, continues: true}]\n", "c.yaml")
+    assert "prompt 'T' must be token ids" in info.value.render()
+    ok = loads(base + "steps: [A, {prompt: A, continues: true}]\n", "c.yaml")
+    assert [s.continues for s in ok.variants["default"].steps] == [False, True]
+    assert ok.variants["default"].prompt_lengths() == (3, None)  # the answer decides
+
+
+def test_baseline_tolerances_are_validated() -> None:
+    base = (
+        "schema_version: 1\nname: s\nengine: {model: Qwen/Qwen3-8B}\n"
+        "prompts: {A: {tokens: [1, 2, 3]}}\nsteps: [A]\n"
+    )
+    good = loads(base + "baseline: {tolerance: {cache_hit_rate: 0.02, latency_ms: 10%}}\n")
+    assert good.variants["default"].tolerance == {"cache_hit_rate": "0.02", "latency_ms": "10%"}
+    for bad, message in (
+        ("{cache_hit_rte: 0.02}", "no metric 'cache_hit_rte' (did you mean 'cache_hit_rate'?)"),
+        ("{cache_hit_rate: lots}", "tolerance 'lots' for cache_hit_rate is not a number"),
+    ):
+        with pytest.raises(ScenarioError) as info:
+            loads(base + f"baseline: {{tolerance: {bad}}}\n", "s.yaml")
+        assert message in info.value.render()

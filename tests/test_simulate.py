@@ -9,6 +9,7 @@ import pytest
 
 from kvverify.check import Inputs, check_events
 from kvverify.engines.sim.dialects import DIALECTS, LogWriter
+from kvverify.engines.sim.engine import SimEngine
 from kvverify.engines.sim.shapes import shape_of
 from kvverify.engines.sim.simulate import Simulation, capacity, predict
 from kvverify.errors import EngineError
@@ -99,3 +100,21 @@ def test_an_unknown_model_needs_its_shape() -> None:
         "1, head_dim: 8}}\nprompts: {A: hi}\nsteps: [A]\n"
     )
     assert predict(s2.variants["default"], "1.2").capacity.bytes_per_token == 2 * 2 * 1 * 8 * 2
+
+
+def test_tensor_parallel_ranks_split_the_kv_heads_and_print_their_own_lines() -> None:
+    from kvverify.scenario import loads
+
+    text = (
+        "schema_version: 1\nname: tp\nengine: {model: Qwen/Qwen3-8B, tensor_parallel_size: 2,"
+        " kv_cache: {max_tokens: 64, tokens_per_block: 16, host_cache_size: 1GiB}}\n"
+        "prompts: {A: {tokens: [1, 2, 3]}}\nsteps: [A]\n"
+    )
+    variant = loads(text).variants["default"]
+    assert shape_of(variant.engine).num_kv_heads == 4  # Qwen3-8B has 8, on 2 ranks
+    lines: list[str] = []
+    engine = SimEngine(out=lines.append)
+    engine.start_variant(variant)
+    pools = [ln for ln in lines if "Allocating primary pool" in ln]
+    assert [ln.split("]")[2].strip() for ln in pools[-2:]] == ["[0", "[1"]  # classic [n] prefix
+    assert all("with 4 kv heads" in ln for ln in pools)

@@ -79,6 +79,8 @@ class TrtllmEngine:
         self._sampling: Any = None
         self._events_enabled = False
         self._plan: Plan | None = None
+        #: the last request's prompt and answer: where a continuing turn starts
+        self._conversation: list[int] = []
 
     def version(self) -> str | None:
         version = getattr(self._tllm, "__version__", None)
@@ -95,19 +97,19 @@ class TrtllmEngine:
             batch = self._plan.max_batch_size
         return {
             "max_batch_size": batch,
-            "prompt_lengths": [self._prompt_length(s.prompt) for s in self._plan.steps],
+            "prompt_lengths": [self._prompt_length(s) for s in self._plan.steps],
         }
 
-    def _prompt_length(self, name: str) -> int | None:
+    def _prompt_length(self, step: Step) -> int | None:
         assert self._plan is not None
-        known = self._plan.prompt_length(name)
-        if known is not None:
+        known = self._plan.prompt_length(step)
+        if known is not None or step.continues:
             return known
         tokenizer = getattr(self._llm, "tokenizer", None)  # LLM.tokenizer; None without one
         if tokenizer is None:
             return None
         try:  # generate() tokenizes with special tokens, as encode() does by default
-            return len(tokenizer.encode(self._plan.prompts[name].text))
+            return len(tokenizer.encode(self._plan.prompts[step.prompt].text))
         except Exception:  # a length is a cross-check only: without it steps map by order
             return None
 
@@ -167,6 +169,8 @@ class TrtllmEngine:
         assert self._plan is not None
         prompt = self._plan.prompts[step.prompt]
         inputs: Any = list(prompt.tokens) if prompt.tokens is not None else prompt.text
+        if step.continues:  # validated: token ids all along the conversation
+            inputs = [*self._conversation, *inputs]
         kwargs: dict[str, Any] = {"use_tqdm": False}
         retention = self._retention_for(step)
         if retention is not None:
@@ -176,6 +180,7 @@ class TrtllmEngine:
         latency = (time.perf_counter() - t0) * 1000
         completion = out.outputs[0]
         perf = getattr(completion, "request_perf_metrics", None)
+        self._conversation = [*(out.prompt_token_ids or []), *(completion.token_ids or [])]
         return StepOutcome(
             request_id=_int(getattr(out, "request_id", None)),
             prompt_len=len(out.prompt_token_ids) if out.prompt_token_ids is not None else None,

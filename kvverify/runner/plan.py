@@ -27,6 +27,9 @@ class Step:
     prompt: str
     #: KV-cache retention priority of the request's blocks (0-100)
     priority: int | None = None
+    #: the next turn of the previous step's conversation: prompt = the previous request's
+    #: prompt and answer, then this prompt's tokens
+    continues: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,11 @@ class Plan:
     #: the interpreter the worker runs under, when not kvverify's own (``--python``)
     python: str | None = None
 
-    def prompt_length(self, name: str) -> int | None:
-        tokens = self.prompts[name].tokens
-        return None if tokens is None else len(tokens)
+    def prompt_length(self, step: Step) -> int | None:
+        """The step's prompt length in tokens, when known before it runs (not for a turn
+        that continues a conversation: the answer before it decides)."""
+        tokens = self.prompts[step.prompt].tokens
+        return None if tokens is None or step.continues else len(tokens)
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1) + "\n", encoding="utf-8")

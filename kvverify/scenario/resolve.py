@@ -54,9 +54,10 @@ class Variant:
         return self.texts.get(name)
 
     def prompt_lengths(self) -> tuple[int | None, ...]:
-        """Each step's prompt length in tokens, where the scenario gives token ids."""
+        """Each step's prompt length in tokens, where the scenario gives token ids (not for a
+        turn that continues a conversation: the answer before it decides)."""
         return tuple(
-            None if (ids := self.prompts[s.prompt].token_ids()) is None else len(ids)
+            None if s.continues or (ids := self.prompts[s.prompt].token_ids()) is None else len(ids)
             for s in self.steps
         )
 
@@ -84,6 +85,28 @@ class Scenario:
                 )
             out.append(self.variants[n])
         return out
+
+
+def _conversation_problems(
+    steps: tuple[Step, ...], resolved: ScenarioSpec, at: str, loc: Loc
+) -> list[str]:
+    """A turn that continues a conversation needs a turn before it, and token-id prompts all
+    along the conversation (text would be re-tokenized, and reuse depends on exact tokens)."""
+    out = []
+    if steps and steps[0].continues:
+        out.append(f"{at}: {dotted(loc)}: the first step has no conversation to continue")
+    for i, step in enumerate(steps):
+        if not step.continues:
+            continue
+        for turn in (steps[i - 1], step) if i else (step,):
+            prompt = resolved.prompts.get(turn.prompt)
+            if prompt is not None and prompt.token_ids() is None:
+                out.append(
+                    f"{at}: {dotted(loc)}: step {step.index} continues a conversation, so "
+                    f"prompt {quote(turn.prompt)} must be token ids (tokens or synthetic), "
+                    "not text"
+                )
+    return sorted(set(out))
 
 
 def _merge(base: Any, override: Any) -> Any:
@@ -207,7 +230,11 @@ def _resolve(
             f"requests; a variant runs at most {MAX_STEPS:,} (lower a repeat)"
         )
         raise _VariantProblems
-    steps = tuple(Step(i + 1, s.prompt, s.priority) for i, s in enumerate(flatten(resolved.steps)))
+    steps = tuple(
+        Step(i + 1, s.prompt, s.priority, s.continues)
+        for i, s in enumerate(flatten(resolved.steps))
+    )
+    problems += _conversation_problems(steps, resolved, doc.at(where_steps), where_steps)
     for loc, e in written:
         scope = e.request_scope
         if scope is not None and scope.kind == "step" and not 1 <= scope.index <= len(steps):

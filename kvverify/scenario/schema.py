@@ -256,6 +256,9 @@ class StepSpec(_Strict):
     prompt: str
     #: KV-cache retention priority of this request's blocks (0-100; TensorRT-LLM's default 35).
     priority: int | None = Field(default=None, ge=0, le=100)
+    #: The next turn of the previous step's conversation: this request's prompt is the
+    #: previous request's prompt and answer (its generated tokens), then this prompt.
+    continues: bool = False
 
 
 class RepeatSpec(_Strict):

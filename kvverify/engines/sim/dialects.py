@@ -276,27 +276,34 @@ class LogWriter:
     out: Callable[[str], None]
     rank: int | None = None
     module: str = "batchmgr"
+    #: Tensor parallelism: each C++ line is printed once per rank, with its rank prefix (every
+    #: rank's KV cache manager makes the same block decisions on its share of the heads).
+    ranks: tuple[int, ...] = ()
     clock: datetime = field(default_factory=lambda: datetime(2026, 1, 15, 12, 0, 0))
 
-    def _prefix(self, level: Level) -> str:
+    def _prefix(self, level: Level, rank: int | None) -> str:
         d = self.dialect
         if d.prefix == "classic":
-            if self.rank is None:
+            if rank is None:
                 return printf(_CLASSIC, "[TensorRT-LLM]", level)
-            return printf(_CLASSIC_RANK, "[TensorRT-LLM]", level, self.rank)
+            return printf(_CLASSIC_RANK, "[TensorRT-LLM]", level, rank)
         tag = _LEVEL_NAMES[level]
         if d.prefix == "timestamp":
             self.clock += timedelta(microseconds=137)
             ts = self.clock.strftime("%m-%d-%Y %H:%M:%S") + f".{self.clock.microsecond:06d}"
-            if self.rank is None:
+            if rank is None:
                 return printf(_TIMESTAMP, ts, "[TRT-LLM]", f"[{tag}]")
-            return printf(_TIMESTAMP_RANK, ts, "[TRT-LLM]", f"[{tag}]", self.rank)
-        if self.rank is None:
+            return printf(_TIMESTAMP_RANK, ts, "[TRT-LLM]", f"[{tag}]", rank)
+        if rank is None:
             return printf(_MODULE, "[TRT-LLM]", tag, 8, self.module)
-        return printf(_MODULE_RANK, "[TRT-LLM]", tag, 8, self.module, self.rank)
+        return printf(_MODULE_RANK, "[TRT-LLM]", tag, 8, self.module, rank)
+
+    def _ranked(self, level: Level, body: str) -> None:
+        for rank in self.ranks or (self.rank,):
+            self.out(self._prefix(level, rank) + body + "\n")
 
     def line(self, level: Level, fmt: str, *args: object) -> None:
-        self.out(self._prefix(level) + printf(fmt, *args) + "\n")
+        self._ranked(level, printf(fmt, *args))
 
     def raw(self, text: str) -> None:
         self.out(text + "\n")
@@ -450,7 +457,7 @@ class LogWriter:
             self.line("DEBUG", fmt, *args)
 
     def error(self, text: str) -> None:
-        self.out(self._prefix("ERROR") + text + "\n")
+        self._ranked("ERROR", text)
 
     def python(self, level: str, message: str) -> None:
         """A Python-logger line (§1.2) in the style of the dialect's era."""

@@ -40,7 +40,9 @@ class SimEngine:
         self.start_variant(variant)
 
     def start_variant(self, variant: Variant) -> None:
-        writer = LogWriter(DIALECTS[self.dialect], self.out)
+        tp = variant.engine.tensor_parallel_size or 1
+        ranks = tuple(range(tp)) if tp > 1 else ()
+        writer = LogWriter(DIALECTS[self.dialect], self.out, ranks=ranks)
         self.sim = Simulation(variant, self.dialect, writer)
         self.sim.start()
 
@@ -51,7 +53,7 @@ class SimEngine:
         return {
             "dialect": self.dialect,
             "max_batch_size": self.sim.max_batch_size,
-            "prompt_lengths": [p.prompt_lengths[s.prompt] for s in steps],
+            "prompt_lengths": [None if s.continues else p.prompt_lengths[s.prompt] for s in steps],
             "approximate_tokens": p.approximate_tokens,
             "tokenizer": p.tokenizer,
         }

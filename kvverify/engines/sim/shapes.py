@@ -6,6 +6,7 @@ num_attention_heads); a model not listed needs a local ``config.json`` or ``engi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,17 @@ _DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "fp8": 1, "float8": 1
 
 
 def shape_of(engine: EngineSpec) -> Shape:
-    """The model's KV shape: ``engine.shape``, the table, or a local config.json."""
+    """The KV shape one rank holds: the model's (``engine.shape``, the table, or a local
+    config.json), its KV heads split over ``tensor_parallel_size`` ranks (at least one each:
+    a head is replicated when there are more ranks than heads)."""
+    model = _model_shape(engine)
+    tp = engine.tensor_parallel_size or 1
+    if tp == 1:
+        return model
+    return dataclasses.replace(model, num_kv_heads=max(1, model.num_kv_heads // tp))
+
+
+def _model_shape(engine: EngineSpec) -> Shape:
     if engine.shape is not None:
         s = engine.shape
         return Shape(s.num_layers, s.num_kv_heads, s.head_dim, s.dtype_bytes, s.adds_bos)

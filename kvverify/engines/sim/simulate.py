@@ -166,6 +166,8 @@ class Simulation:
         self.manager: BlockManager | None = None
         self._estimation: BlockManager | None = None
         self._step_index = 0
+        #: the last request's prompt and answer: where a continuing turn starts
+        self._conversation: list[int] = []
 
     # -- what the writer prints ----------------------------------------------------------------
 
@@ -212,16 +214,19 @@ class Simulation:
         *,
         dummy: bool = False,
         priority: int | None = None,
-    ) -> tuple[Lookup, int]:
+    ) -> tuple[Lookup, int, list[int]]:
+        """One request: its lookups, what it generates, its release. Returns the lookup, the
+        blocks newly stored at release and the generated tokens."""
         look = manager.add_sequence(request_id, tokens, dummy=dummy, priority=priority)
         w = self.writer
         if w is not None and manager.enable_reuse:
             w.add_sequence(request_id, len(tokens), look.prepopulated, self.cap.window)
-        manager.generate(request_id, _generated(tuple(tokens), gen))
+        generated = _generated(tuple(tokens), gen)
+        manager.generate(request_id, generated)
         stored = manager.release(request_id)
         if w is not None and manager.enable_reuse and not (dummy and not manager.store_dummies):
             w.release(request_id, stored, self.cap.window)
-        return look, stored
+        return look, stored, generated
 
     # -- the phases --------------------------------------------------------------------------------
 
@@ -270,10 +275,15 @@ class Simulation:
     def step(self, step: Step) -> StepResult:
         assert self.manager is not None
         tokens = self.tokens[step.prompt]
+        if step.continues:  # the previous turn's prompt and answer, then this prompt
+            tokens = [*self._conversation, *tokens]
         gen = max(1, min(self.gen_tokens, self.max_seq_len - len(tokens)))
         request_id = self.max_batch_size + self._step_index
         self._step_index += 1
-        look, stored = self._request(self.manager, request_id, tokens, gen, priority=step.priority)
+        look, stored, generated = self._request(
+            self.manager, request_id, tokens, gen, priority=step.priority
+        )
+        self._conversation = [*tokens, *generated]
         result = StepResult(step.index, step.prompt, request_id, look, gen, stored)
         self.prediction.steps.append(result)
         return result
