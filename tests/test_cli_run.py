@@ -4,6 +4,7 @@ keys the installed version does not know, Ctrl-C."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
@@ -499,3 +500,65 @@ def test_a_binary_file_or_a_directory_is_one_plain_message(
         assert "codec" not in r.err
         assert "Errno" not in r.err
         assert "reference model" not in r.err  # no engine is announced for a refused input
+
+
+def _trtllm_environment(tmp_path: Path) -> Path:
+    """Another Python environment, as a TensorRT-LLM install is: the stand-in and what it
+    imports (pydantic), without kvverify, click or PyYAML. Returns its interpreter."""
+    import importlib.util
+
+    other = tmp_path / "trtllm-env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(other)], check=True)
+    (site,) = (other / "lib").glob("python*/site-packages")
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    for name in ("pydantic", "pydantic_core", "annotated_types", "typing_inspection"):
+        spec = importlib.util.find_spec(name)
+        assert spec is not None
+        assert spec.submodule_search_locations is not None
+        (deps / name).symlink_to(next(iter(spec.submodule_search_locations)))
+    spec = importlib.util.find_spec("typing_extensions")
+    assert spec is not None
+    assert spec.origin is not None
+    (deps / "typing_extensions.py").symlink_to(spec.origin)
+    (site / "trtllm.pth").write_text(f"{STANDIN}\n{deps}\n")
+    python = other / "bin" / "python"
+    for missing in ("kvverify", "click", "yaml"):
+        probe = subprocess.run(
+            [str(python), "-c", f"import {missing}"], cwd=tmp_path, capture_output=True, check=False
+        )
+        assert probe.returncode != 0, f"{missing} must not be importable there"
+    return python
+
+
+def test_python_runs_the_engine_under_the_interpreter_of_another_environment(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    monkeypatch.chdir(tmp_path)  # nothing of kvverify's checkout is on the worker's path
+    python = _trtllm_environment(tmp_path)
+    assert importlib.util.find_spec("tensorrt_llm") is None  # not here: only there
+    out = tmp_path / "out"
+    r = run(
+        "run",
+        str(SCENARIO),
+        "--python",
+        str(python),
+        "--variant",
+        "offload_on",
+        "--out",
+        str(out),
+        "--format",
+        "json",
+    )  # --engine auto finds TensorRT-LLM there, even in CI
+    assert r.code == 0, r.out + r.err
+    (log,) = report_of(r.out)["logs"]
+    assert log["engine"]["name"] == "trtllm"
+    text = (out / "offload_on.log").read_text()
+    assert f'"python":"{python}"' in text  # the run records the interpreter
+    assert "TensorRT LLM version: 1.2.0rc2" in text
+    bad = run(
+        "run", str(SCENARIO), "--python", str(tmp_path / "nope"), "--out", str(tmp_path / "x")
+    )
+    assert bad.code == 3
+    assert "cannot run the interpreter" in bad.err
