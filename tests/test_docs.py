@@ -6,9 +6,13 @@ import dataclasses
 import json
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import click
+import pytest
+import yaml
+from conftest import Run
 
 from kvverify import result
 from kvverify.cli import cli
@@ -107,3 +111,66 @@ def test_readme_examples_parse() -> None:
             sub = cli.get_command(ctx, words[1])
             assert isinstance(sub, click.Command), line
             sub.make_context(words[1], words[2:], resilient_parsing=True)
+
+
+CI_DOC = (ROOT / "docs" / "ci.md").read_text()
+
+
+def _as_model_run(line: str) -> list[str] | None:
+    """A documented kvverify command, as the test suite can run it: on the reference model
+    instead of a GPU (--engine sim for trtllm, no --python), with the CI matrix filled in."""
+    for placeholder, value in (
+        ("${{ matrix.release }}", "candidate"),
+        ("${{ matrix.tensorrt_llm }}", "1.3.0"),
+        ('"$(command -v python3)"', "python3"),
+    ):
+        line = line.replace(placeholder, value)
+    words = shlex.split(line.split(" #")[0])
+    if not words or not words[0].endswith("kvverify"):
+        return None
+    words = ["kvverify", *words[1:]]
+    if "--python" in words:
+        at = words.index("--python")
+        del words[at : at + 2]
+    return ["sim" if w == "trtllm" else w for w in words]
+
+
+def _ci_commands() -> list[list[str]]:
+    """Every kvverify command docs/ci.md shows: in shell blocks and in the CI jobs."""
+    out = []
+    for block in re.findall(r"```sh\n(.*?)```", CI_DOC, flags=re.S):
+        out += [c for line in block.splitlines() if (c := _as_model_run(line))]
+    for block in re.findall(r"```yaml\n(.*?)```", CI_DOC, flags=re.S):
+        doc = yaml.safe_load(block)
+        for job in doc.get("jobs", doc).values():  # GitHub: under jobs; GitLab: top level
+            if not isinstance(job, dict):
+                continue
+            for item in job.get("steps", []) + job.get("script", []):
+                text = item.get("run", "") if isinstance(item, dict) else item
+                for line in str(text).replace("\\n", " ").splitlines() or [str(text)]:
+                    if (c := _as_model_run(" ".join(line.split()))) is not None:
+                        out.append(c)
+    return out
+
+
+def test_the_ci_recipe_runs_end_to_end_on_the_model(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/ci.md, command by command, in a fresh checkout-like directory."""
+    shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
+    (tmp_path / "baselines").mkdir()
+    monkeypatch.chdir(tmp_path)
+    commands = _ci_commands()
+    assert len(commands) >= 8
+    seen_candidate = False
+    for words in commands:
+        if "--out" in words:  # each documented run writes a directory of its own
+            at = words.index("--out") + 1
+            if Path(words[at]).exists():
+                words[at] = f"{words[at]}-{len(list(Path('runs').iterdir()))}"
+            seen_candidate |= "candidate" in words[at]
+        r = run(*words[1:])
+        assert r.code == 0, (words, r.out, r.err)
+    assert seen_candidate
+    assert Path("baselines/abab.json").is_file()
+    assert Path("runs/compare.md").read_text().startswith("## kvverify compare: ✅ pass")
