@@ -334,15 +334,12 @@ def diagnose_log(facts: Facts, *, engine_started: bool = True) -> list[Diagnosis
 def _all_short_unreused(facts: Facts, seg: Segment) -> str:
     """When the final manager's requests all fit in one block and none reused a token: why."""
     tpb = seg.tokens_per_block
-    real = facts.real_requests(seg)
-    if not tpb or not real or any(r.reused_tokens for r in real):
-        return ""
-    longest = max(r.input_length for r in real)
-    if longest > tpb:
+    stats = facts.request_stats(seg)
+    if not tpb or not stats.count or stats.reused_any or stats.longest > tpb:
         return ""
     return (
-        f"{len(real)} request(s), the longest {longest} tokens, with {tpb} tokens per block: "
-        "none reused a token"
+        f"{stats.count} request(s), the longest {stats.longest} tokens, with {tpb} tokens per "
+        "block: none reused a token"
     )
 
 
@@ -371,8 +368,8 @@ def cause_of(check: Check, metric: str, facts: Facts) -> str | None:
         if seg.reuse_enabled is False:
             causes.append("reuse-disabled")
         tpb = seg.tokens_per_block
-        real = facts.real_requests(seg)
-        if metric in _REUSE_METRICS and tpb and real and all(r.input_length <= tpb for r in real):
+        stats = facts.request_stats(seg)
+        if metric in _REUSE_METRICS and tpb and stats.count and stats.longest <= tpb:
             causes.append("prompt-too-short")
         if seg.primary_blocks and not seg.has_host_pool:
             causes.append("no-host-pool")
@@ -392,14 +389,5 @@ def _pool_holds_several(facts: Facts, seg: Segment) -> bool:
     """Could the GPU pool hold the two largest requests at once (so nothing was evicted)?"""
     if not seg.primary_blocks:
         return False
-    primary = min(seg.primary_blocks.values())
-    sizes = sorted(
-        (
-            r.stored_blocks
-            if r.stored_blocks is not None
-            else -(-r.input_length // (seg.tokens_per_block or 1))
-            for r in facts.real_requests(seg)
-        ),
-        reverse=True,
-    )
-    return len(sizes) >= 2 and sizes[0] + sizes[1] <= primary
+    sizes = facts.request_stats(seg).largest_two
+    return len(sizes) == 2 and sum(sizes) <= min(seg.primary_blocks.values())

@@ -76,14 +76,14 @@ class View:
                     "block reuse is disabled, so no request printed an addSequence line",
                     "reuse-disabled",
                 )
-            real = self.facts.real_requests(seg)
+            real = self.facts.request_stats(seg).count
             if real and not self.facts.dummies_known and not self.facts.is_estimation(seg):
                 return _missing(
                     "warm-up requests cannot be told from real ones without max_batch_size "
                     "(warm-up ids are those below it)",
                     "no-batch-size",
                 )
-            return Observation(float(len(real)), "addSequence lines of the final manager")
+            return Observation(float(real), "addSequence lines of the final manager")
         if m == "errors":
             return Observation(float(self.ev.error_count), "error lines in the whole log")
         if m == "tokens_per_block":

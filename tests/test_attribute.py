@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from logmaker import WINDOW, Manager, Req, counters_of, seed_log, seed_requests, write_manager
 
 from kvverify.engines.sim.dialects import DIALECTS, LogWriter
 from kvverify.evidence.attribute import Evidence, attribute
 from kvverify.evidence.parse import parse_bytes
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden_logs"
 
 
 def evidence(text: str) -> Evidence:
@@ -167,3 +172,25 @@ def test_requests_after_a_summary_belong_to_a_newer_manager_without_construction
     third = final.request(3)
     assert third is not None
     assert third.reused_tokens == 26
+
+
+@pytest.mark.parametrize("name", ["abab-2026-offload_on.log", "tp2-2026.log", "appended-runs.log"])
+def test_packing_requests_changes_no_number(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Requests no longer in flight are packed into arrays (memory that stays small on logs
+    # with millions of requests); unpacked, they say exactly what they said as objects.
+    import json
+
+    from kvverify.check import Inputs, check_events, report
+    from kvverify.evidence import attribute as attribution
+    from kvverify.report import to_json
+
+    text = (GOLDEN / name).read_bytes() * 3  # more requests than the limit below, several runs
+
+    def as_json() -> str:
+        log = check_events(parse_bytes(text), name, Inputs())
+        return json.dumps(json.loads(to_json(report([log])))["logs"])
+
+    unpacked = as_json()
+    monkeypatch.setattr(attribution, "OPEN_LIMIT", 1)
+    assert as_json() == unpacked
+    assert '"request_id"' in unpacked

@@ -26,7 +26,9 @@ window manager per attention-window size. The rules, stated in the README:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from array import array
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +100,126 @@ class Request:
         return self.matched is not None
 
 
+#: Fields a request is packed into (``Request`` minus what its table knows: segment, rank).
+_PACKED = (
+    "seq",
+    "line",
+    "input_length",
+    "reused_tokens",
+    "matched",
+    "partial",
+    "copied",
+    "missed",
+    "onboard_copies",
+    "offload_copies",
+    "stored_blocks",
+)
+_NONE = -(1 << 63)  # a field the log did not show
+#: Requests kept as objects (in flight); older ones are packed, 96 bytes each.
+OPEN_LIMIT = 4096
+#: Request ids whose latest request a late line can still reach (ids come back).
+RECENT_LIMIT = 65536
+
+
+class RequestTable:
+    """The requests of one manager, in order of appearance, in memory that does not grow by
+    more than about a hundred bytes per request: the requests in flight are objects, the others
+    packed into arrays of integers. A busy server's DEBUG log holds some 60,000 requests per
+    GiB; a 10 GiB log needs some 60 MB for them, not 300.
+
+    A line about a request goes to the latest request with its id among the last
+    :data:`RECENT_LIMIT` ids (far more than can be in flight at once)."""
+
+    __slots__ = ("_ids", "_open", "_rank", "_recent", "_rows", "_segment")
+
+    def __init__(self, segment: int, rank: int | None) -> None:
+        self._segment = segment
+        self._rank = rank
+        self._ids = array("Q")  # request ids are unsigned 64-bit (padding: 2**64 - 1)
+        self._rows = array("q")
+        self._open: OrderedDict[int, Request] = OrderedDict()  # position -> request
+        self._recent: OrderedDict[int, int] = OrderedDict()  # request id -> position
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __bool__(self) -> bool:
+        return bool(self._ids)
+
+    def add(self, req: Request) -> None:
+        position = len(self._ids)
+        self._ids.append(req.request_id)
+        self._rows.extend([_NONE] * len(_PACKED))
+        self._open[position] = req
+        self._recent[req.request_id] = position
+        self._recent.move_to_end(req.request_id)
+        if len(self._recent) > RECENT_LIMIT:
+            self._recent.popitem(last=False)
+        while len(self._open) > OPEN_LIMIT:
+            self._pack(*self._open.popitem(last=False))
+
+    def latest(self, request_id: int) -> Request | None:
+        """The latest request with this id, reopened if it was packed."""
+        position = self._recent.get(request_id)
+        if position is None:
+            return None
+        req = self._open.get(position)
+        if req is None:
+            req = self._unpack(position)
+            self._open[position] = req
+            while len(self._open) > OPEN_LIMIT:
+                self._pack(*self._open.popitem(last=False))
+        else:
+            self._open.move_to_end(position)
+        return req
+
+    def find(self, request_id: int) -> Request | None:
+        """The latest request with this id, however old (after attribution: a check naming a
+        request id)."""
+        found = self.latest(request_id)
+        if found is not None:
+            return found
+        for position in range(len(self._ids) - 1, -1, -1):
+            if self._ids[position] == request_id:
+                return self._get(position)
+        return None
+
+    def __iter__(self) -> Iterator[Request]:
+        for position in range(len(self._ids)):
+            yield self._get(position)
+
+    def _get(self, position: int) -> Request:
+        req = self._open.get(position)
+        return req if req is not None else self._unpack(position)
+
+    def _pack(self, position: int, req: Request) -> None:
+        at = position * len(_PACKED)
+        for i, name in enumerate(_PACKED):
+            value = getattr(req, name)
+            self._rows[at + i] = _NONE if value is None else value
+
+    def _unpack(self, position: int) -> Request:
+        at = position * len(_PACKED)
+        row = self._rows[at : at + len(_PACKED)]
+        opt = [None if x == _NONE else x for x in row[4:]]
+        return Request(
+            seq=row[0],
+            request_id=self._ids[position],
+            segment=self._segment,
+            rank=self._rank,
+            line=row[1],
+            input_length=row[2],
+            reused_tokens=row[3],
+            matched=opt[0],
+            partial=opt[1],
+            copied=opt[2],
+            missed=opt[3],
+            onboard_copies=opt[4],
+            offload_copies=opt[5],
+            stored_blocks=opt[6],
+        )
+
+
 @dataclass
 class Segment:
     """One KV cache manager's lifetime on one rank."""
@@ -114,9 +236,7 @@ class Segment:
     #: construction lines seen: what they announce -> the numbers they printed
     construction: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)
     used: bool = False
-    requests: list[Request] = field(default_factory=list)
-    #: the latest request with each id (ids come back: warm-up dummies, several runs)
-    by_id: dict[int, Request] = field(default_factory=dict)
+    requests: RequestTable = field(init=False)
     summaries: list[SummaryBlock] = field(default_factory=list)
     # Totals of the hot lines, whether or not a request claimed them.
     lookups: list[int] = field(
@@ -131,12 +251,15 @@ class Segment:
     event_offloads: int | None = None
     event_onboards: int | None = None
 
+    def __post_init__(self) -> None:
+        self.requests = RequestTable(self.index, self.rank)
+
     def request(self, request_id: int) -> Request | None:
-        return self.by_id.get(request_id)
+        """The latest request with this id (ids come back: warm-up dummies, several runs)."""
+        return self.requests.find(request_id)
 
     def add_request(self, request: Request) -> None:
-        self.requests.append(request)
-        self.by_id[request.request_id] = request
+        self.requests.add(request)
 
     @property
     def has_host_pool(self) -> bool:
@@ -337,7 +460,9 @@ class Attributor:
 
     def _prepopulated(self, e: PrepopulatedLength) -> None:
         seg = self._current.get(e.rank)
-        req = seg.request(e.request_id) if seg is not None and seg.run == self._run else None
+        req = (
+            seg.requests.latest(e.request_id) if seg is not None and seg.run == self._run else None
+        )
         # 1.2 prints it before addSequence (once per window); 2026 once, after them.
         if req is not None and (e.rank, e.request_id) not in self._pending_prepop:
             req.reused_tokens = e.length
@@ -346,7 +471,7 @@ class Attributor:
 
     def _release(self, e: ReleaseBlocks) -> None:
         self.ev.prints_copies = True
-        req = self._segment_for_use(e.rank, e.line).request(e.request_id)
+        req = self._segment_for_use(e.rank, e.line).requests.latest(e.request_id)
         if req is not None:
             req.stored_blocks = (req.stored_blocks or 0) + e.stored
 
@@ -437,7 +562,7 @@ class Attributor:
         seg = self._segment_for_use(e.rank, e.line)
         prepop = self._pending_prepop.pop((e.rank, e.request_id), None)
         reused = e.prepopulated if prepop is None else prepop
-        req = seg.request(e.request_id)
+        req = seg.requests.latest(e.request_id)
         pending = self._pending.pop(e.rank, None)
         window = e.window if e.window is not None else self._pending_window.pop(e.rank, None)
         # One addSequence line per window (VSWA): the same request, unless its id comes back

@@ -9,8 +9,11 @@ evidence; everything downstream reads these facts instead of deriving its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import heapq
+from collections import deque
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from kvverify import markers
@@ -186,6 +189,17 @@ def era(ev: Evidence, record: RunRecord) -> str | None:
 
 
 @dataclass(frozen=True)
+class RequestStats:
+    """A manager's real requests in numbers: how many, the longest prompt, whether any reused
+    a token, and the blocks the two largest held."""
+
+    count: int
+    longest: int
+    reused_any: bool
+    largest_two: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything derived from a log once, for the checks, diagnoses and reports."""
 
@@ -215,8 +229,24 @@ class Facts:
     def is_dummy(self, req: Request) -> bool:
         return req.seq in self.dummies
 
-    def real_requests(self, seg: Segment) -> list[Request]:
-        return [r for r in seg.requests if r.seq not in self.dummies]
+    def real_requests(self, seg: Segment) -> Iterator[Request]:
+        """The requests of a manager that are not dummies, one at a time (there can be
+        millions: they are not all held as objects)."""
+        return (r for r in seg.requests if r.seq not in self.dummies)
+
+    def request_stats(self, seg: Segment) -> RequestStats:
+        """What the diagnoses need to know about a manager's real requests, in one pass."""
+        count = longest = 0
+        reused = False
+        largest: list[int] = []
+        tpb = seg.tokens_per_block or 1
+        for r in self.real_requests(seg):
+            count += 1
+            longest = max(longest, r.input_length)
+            reused = reused or r.reused_tokens > 0
+            held = r.stored_blocks if r.stored_blocks is not None else -(-r.input_length // tpb)
+            largest = heapq.nlargest(2, [*largest, held])
+        return RequestStats(count, longest, reused, tuple(largest))
 
     def step_of(self) -> dict[int, int]:
         """Request sequence number -> its scenario step."""
@@ -265,11 +295,11 @@ def _map_steps(seg: Segment, plan: StepPlan, dummies: frozenset[int]) -> dict[in
     """Step k (from 1) <-> the k-th real request of the final manager, in order of first
     appearance. Without max_batch_size the last len(steps) requests are the steps (warm-up
     comes first). VSWA prints a request once per window; it counts once."""
-    real = [r for r in seg.requests if r.seq not in dummies]
+    real = (r for r in seg.requests if r.seq not in dummies)
     count = len(plan.prompt_lengths)
-    if plan.max_batch_size is None and len(real) > count:
-        real = real[-count:]
-    return {k + 1: r for k, r in enumerate(real[:count])}
+    # Only the steps' requests are kept, not every request of a long log.
+    chosen = deque(real, maxlen=count) if plan.max_batch_size is None else islice(real, count)
+    return {k + 1: r for k, r in enumerate(chosen)}
 
 
 def derive(ev: Evidence, given: StepPlan | None = None) -> Facts:
