@@ -23,6 +23,7 @@ from kvverify.options import (
     Gate,
     Output,
     gate_options,
+    jobs_option,
     output_options,
     tolerance_option,
     variants_option,
@@ -95,14 +96,7 @@ cli.params.append(
     help="Take the expectations and the steps from this scenario.",
 )
 @click.option("--variant", metavar="NAME", help="The scenario's variant the logs ran.")
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=lambda: max(1, min(os.cpu_count() or 1, 8)),
-    show_default="the number of CPUs, at most 8",
-    help="Processes that scan a large plain log (128 MiB and more).",
-)
+@jobs_option
 @gate_options
 @output_options
 def check(
@@ -220,14 +214,7 @@ def run(
 @click.argument("old", metavar="OLD")
 @click.argument("new", metavar="NEW")
 @tolerance_option
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=lambda: max(1, min(os.cpu_count() or 1, 8)),
-    show_default="the number of CPUs, at most 8",
-    help="Processes that scan a large plain log.",
-)
+@jobs_option
 @output_options
 def compare(old: str, new: str, tolerance: dict[str, Any], jobs: int, output: Output) -> int:
     """Compare two releases' evidence: what got worse, what got better, what disappeared.

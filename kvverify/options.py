@@ -17,6 +17,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 FORMATS = ("table", "json")
 
+jobs_option = click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=lambda: max(1, min(os.cpu_count() or 1, 8)),
+    show_default="the number of CPUs, at most 8",
+    help="Processes that scan a large plain log (128 MiB and more).",
+)
+
 variants_option = click.option(
     "--variant",
     "variants",

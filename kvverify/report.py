@@ -15,7 +15,7 @@ import io
 import json
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 from xml.etree import ElementTree as ET
 
 import click
@@ -302,56 +302,75 @@ def _engine_properties(log: LogReport) -> dict[str, str]:
     return {k: clean(v) for k, v in props.items()}
 
 
+class _JUnit:
+    """A JUnit XML document: suites of test cases, each passed, failed or in error, counted."""
+
+    def __init__(self, name: str) -> None:
+        self.root = ET.Element("testsuites", name=name)
+        self._suites: list[ET.Element] = []
+
+    def suite(self, name: str, properties: dict[str, str]) -> ET.Element:
+        suite = ET.SubElement(self.root, "testsuite", name=clean(name))
+        holder = ET.SubElement(suite, "properties")
+        for key, value in properties.items():
+            ET.SubElement(holder, "property", name=key, value=clean(value))
+        self._suites.append(suite)
+        return suite
+
+    @staticmethod
+    def case(
+        suite: ET.Element,
+        name: str,
+        classname: str,
+        outcome: Literal["pass", "failure", "error"],
+        message: str,
+        kind: str = "",
+    ) -> None:
+        case = ET.SubElement(suite, "testcase", name=clean(name, 200), classname=classname)
+        if outcome == "pass":
+            ET.SubElement(case, "system-out").text = clean(message)
+        else:
+            ET.SubElement(case, outcome, message=clean(message), type=kind).text = clean(message)
+
+    def text(self) -> str:
+        total = {"tests": 0, "failures": 0, "errors": 0}
+        for suite in self._suites:
+            counts = {
+                "tests": len(suite.findall("testcase")),
+                "failures": len(suite.findall("testcase/failure")),
+                "errors": len(suite.findall("testcase/error")),
+            }
+            for key, value in counts.items():
+                suite.set(key, str(value))
+                total[key] += value
+        for key, value in total.items():
+            self.root.set(key, str(value))
+        ET.indent(self.root)
+        return ET.tostring(self.root, encoding="unicode", xml_declaration=True) + "\n"
+
+
 def junit(report: CheckReport) -> str:
     """JUnit XML: a test suite per log, a test case per check. Not analyzable is an error.
     Each suite's properties name the engine that produced the evidence."""
-    suites = ET.Element("testsuites", name="kvverify")
-    total = {"tests": 0, "failures": 0, "errors": 0}
+    doc = _JUnit("kvverify")
     for log in report.logs:
-        path = clean(log.path)
-        suite = ET.SubElement(suites, "testsuite", name=path)
-        properties = ET.SubElement(suite, "properties")
-        for name, value in _engine_properties(log).items():
-            ET.SubElement(properties, "property", name=name, value=value)
-        counts = {"tests": 0, "failures": 0, "errors": 0}
-        cases: list[Check | None] = list(log.checks) or [None]
-        for c in cases:
-            counts["tests"] += 1
-            name = clean(c.expression, 200) if c is not None else "log is usable"
-            case = ET.SubElement(suite, "testcase", name=name, classname=f"kvverify.{path}")
-            if c is None:
-                msg = clean("; ".join(d.title for d in log.diagnoses) or "no checks")
-                ET.SubElement(case, "error", message=msg, type="not_analyzable").text = msg
-                counts["errors"] += 1
-                continue
-            detail = clean(f"observed {fmt_value(c.observed)}; {c.reason}")
+        suite = doc.suite(log.path, _engine_properties(log))
+        classname = f"kvverify.{clean(log.path)}"
+        if not log.checks:
+            why = "; ".join(d.title for d in log.diagnoses) or "no checks"
+            doc.case(suite, "log is usable", classname, "error", why, "not_analyzable")
+        for c in log.checks:
+            detail = f"observed {fmt_value(c.observed)}; {c.reason}"
             if c.diagnosis:
                 detail += f"; diagnosis: {c.diagnosis}"
-            if c.status == "fail":
-                ET.SubElement(case, "failure", message=detail, type="fail").text = detail
-                counts["failures"] += 1
-            elif c.status == "not_analyzable":
-                ET.SubElement(
-                    case, "error", message=clean(c.reason), type="not_analyzable"
-                ).text = detail
-                counts["errors"] += 1
-            else:
-                ET.SubElement(case, "system-out").text = detail
-        if log.verdict in ("crashed", "interrupted", "engine_unavailable"):
-            crash = ET.SubElement(
-                suite, "testcase", name="engine run", classname=f"kvverify.{path}"
+            outcome: Literal["pass", "failure", "error"] = (
+                "failure" if c.status == "fail" else "error" if c.status != "pass" else "pass"
             )
-            msg = clean("; ".join(d.title for d in log.diagnoses if d.code.startswith("run-")))
-            ET.SubElement(crash, "error", message=msg, type=log.verdict).text = msg
-            counts["tests"] += 1
-            counts["errors"] += 1
-        for k, v in counts.items():
-            suite.set(k, str(v))
-            total[k] += v
-    for k, v in total.items():
-        suites.set(k, str(v))
-    ET.indent(suites)
-    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+            doc.case(suite, c.expression, classname, outcome, detail, c.status)
+        if log.verdict in ("crashed", "interrupted", "engine_unavailable"):
+            why = "; ".join(d.title for d in log.diagnoses if d.code.startswith("run-"))
+            doc.case(suite, "engine run", classname, "error", why, log.verdict)
+    return doc.text()
 
 
 def _esc(text: str, *, prop: bool = False) -> str:
@@ -539,41 +558,19 @@ def compare_markdown(report: CompareReport) -> str:
 
 def compare_junit(report: CompareReport) -> str:
     """A test suite per entry, a test case per finding; a failed finding is a failure."""
-    suites = ET.Element("testsuites", name="kvverify compare")
-    total = {"tests": 0, "failures": 0, "errors": 0}
+    doc = _JUnit("kvverify compare")
+    sides = {"old": _side_text(report.old), "new": _side_text(report.new)}
     groups = _by_entry(report) or {"comparison": []}
     for entry, findings in groups.items():
-        suite = ET.SubElement(suites, "testsuite", name=clean(entry))
-        properties = ET.SubElement(suite, "properties")
-        for name, side in (("old", report.old), ("new", report.new)):
-            ET.SubElement(properties, "property", name=name, value=_side_text(side))
-        counts = {"tests": 0, "failures": 0, "errors": 0}
+        suite = doc.suite(entry, sides)
         if report.reason:
-            case = ET.SubElement(suite, "testcase", name="comparable", classname="kvverify.compare")
-            ET.SubElement(
-                case, "error", message=clean(report.reason), type="not_comparable"
-            ).text = clean(report.reason)
-            counts["tests"] += 1
-            counts["errors"] += 1
-        for f in findings:
-            counts["tests"] += 1
-            case = ET.SubElement(
-                suite, "testcase", name=clean(f.name, 200), classname=f"kvverify.compare.{f.kind}"
+            doc.case(
+                suite, "comparable", "kvverify.compare", "error", report.reason, "not_comparable"
             )
-            if f.status == "fail":
-                ET.SubElement(case, "failure", message=clean(f.message), type="fail").text = clean(
-                    f.message
-                )
-                counts["failures"] += 1
-            else:
-                ET.SubElement(case, "system-out").text = clean(f.message)
-        for k, v in counts.items():
-            suite.set(k, str(v))
-            total[k] += v
-    for k, v in total.items():
-        suites.set(k, str(v))
-    ET.indent(suites)
-    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+        for f in findings:
+            outcome: Literal["pass", "failure"] = "failure" if f.status == "fail" else "pass"
+            doc.case(suite, f.name, f"kvverify.compare.{f.kind}", outcome, f.message, f.status)
+    return doc.text()
 
 
 def compare_annotations(report: CompareReport) -> str:

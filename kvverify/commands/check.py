@@ -6,6 +6,7 @@ from kvverify.check import Inputs, check_paths
 from kvverify.errors import KvverifyError
 from kvverify.evidence.facts import StepPlan
 from kvverify.expect import parse_all
+from kvverify.gate import apply as apply_gate
 from kvverify.options import Gate, Output
 from kvverify.publish import publish
 
@@ -26,16 +27,7 @@ def main(
     elif variant is not None:
         raise KvverifyError("--variant needs --scenario", hint="add --scenario FILE")
     result = check_paths(list(logs), inputs)
-    if gate.baseline is not None or gate.save is not None:
-        from kvverify import gate as gates
-
-        result = gates.apply(
-            result,
-            baseline=gate.baseline,
-            save=gate.save,
-            tolerance=gate.tolerance,
-            scenario_tolerance=tolerance,
-        )
+    result = apply_gate(result, gate, tolerance)
     publish(result, output)
     return result.exit_code
 

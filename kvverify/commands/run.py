@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kvverify.console import console
+from kvverify.gate import apply as apply_gate
 from kvverify.options import Gate, Output
 from kvverify.publish import publish
 from kvverify.run import run_scenario
@@ -42,16 +43,7 @@ def main(
         notice=lambda text: console.err(f"kvverify: {text}"),
     )
     result = outcome.report
-    if gate.baseline is not None or gate.save is not None:
-        from kvverify import gate as gates
-
-        result = gates.apply(
-            result,
-            baseline=gate.baseline,
-            save=gate.save,
-            tolerance=gate.tolerance,
-            scenario_tolerance=outcome.tolerance,
-        )
+    result = apply_gate(result, gate, outcome.tolerance)
     publish(result, output)
     if output.fmt != "json":
         console.err(f"logs: {outcome.directory}")

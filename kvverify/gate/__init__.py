@@ -19,6 +19,7 @@ from kvverify.evidence.sources import LogSource
 from kvverify.gate.baseline import Baseline, Entry, from_report, key_of, looks_like_baseline
 from kvverify.gate.baseline import load as load_baseline
 from kvverify.gate.diff import Tolerance, comparable, diff, diff_entries
+from kvverify.options import Gate
 from kvverify.result import Check, CheckReport, CompareReport, Finding, LogReport, Side
 from kvverify.rundir import run_logs
 
@@ -169,25 +170,20 @@ def drift(
 
 
 def apply(
-    result: CheckReport,
-    *,
-    baseline: Path | None,
-    save: Path | None,
-    tolerance: Mapping[str, Tolerance],
-    scenario_tolerance: Mapping[str, str] | None = None,
+    result: CheckReport, gate: Gate, scenario_tolerance: Mapping[str, str] | None = None
 ) -> CheckReport:
     """``--save-baseline`` and ``--baseline`` of check and run: save what the logs showed
     (the checks still decide the exit code), and add drift checks against a baseline. The
     scenario's tolerances are kept in a saved baseline; the command line's win over them."""
-    if save is not None:
+    if gate.save is not None:
         from kvverify.gate.baseline import save as save_baseline
 
-        save_baseline(from_report(result, scenario_tolerance, str(save)), save)
-    if baseline is None:
+        save_baseline(from_report(result, scenario_tolerance, str(gate.save)), gate.save)
+    if gate.baseline is None:
         return result
-    given = dict(tolerance)
+    given = dict(gate.tolerance)
     from kvverify.gate.diff import parse_tolerances
 
     for name, tol in parse_tolerances(scenario_tolerance or {}, "the scenario").items():
         given.setdefault(name, tol)
-    return drift(result, load_baseline(str(baseline)), given)
+    return drift(result, load_baseline(str(gate.baseline)), given)
