@@ -32,7 +32,7 @@ def _commands(text: str) -> list[str]:
 
 def test_readme_starts_with_the_install_and_run_command_then_the_test_command() -> None:
     first, second = _commands(README)[:2]
-    assert first.endswith("pip install . && kvverify run")
+    assert first.endswith("pip install . && kvverify run --engine sim")
     assert "pip install -e . --group dev && python -m pytest" in second
     ci = (ROOT / ".ci" / "run").read_text()
     assert second in ci, ".ci/run must run exactly the README's test command"
