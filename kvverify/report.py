@@ -289,7 +289,7 @@ def to_json(report: CheckReport) -> str:
     return buf.getvalue()
 
 
-def _engine_properties(log: LogReport) -> dict[str, str]:
+def engine_properties(log: LogReport) -> dict[str, str]:
     """The engine that produced a log's evidence, as JUnit properties."""
     e = log.engine
     props = {"engine": e.name, "engine_description": engine_text(log)}
@@ -311,7 +311,7 @@ def junit(report: CheckReport) -> str:
         path = clean(log.path)
         suite = ET.SubElement(suites, "testsuite", name=path)
         properties = ET.SubElement(suite, "properties")
-        for name, value in _engine_properties(log).items():
+        for name, value in engine_properties(log).items():
             ET.SubElement(properties, "property", name=name, value=value)
         counts = {"tests": 0, "failures": 0, "errors": 0}
         cases: list[Check | None] = list(log.checks) or [None]
