@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -517,3 +518,11 @@ def test_every_shipped_scenario_runs_on_the_model_and_passes_with_junit(
         log = Path(str(props["log"]))
         assert log.is_file()
         assert log.is_relative_to(tmp_path / "out")
+
+
+def test_the_readme_names_only_options_the_plugin_has(pytester: pytest.Pytester) -> None:
+    readme = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"--kvverify[-a-z]*", readme)) | {"kvverify_engine"}
+    assert {"--kvverify", "--kvverify-engine", "--kvverify-baseline"} <= named
+    shown = pytester.runpytest("--help").stdout.str()
+    assert {n for n in named if not re.search(rf"(^|\s){n}\b", shown, re.M)} == set()
