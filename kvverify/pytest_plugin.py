@@ -346,7 +346,8 @@ class ScenarioItem(pytest.Item):
             root=settings.out_root,
         )
         self.file.directory = outcome.directory
-        settings.notices += notices
+        # kvverify's notices name its own options; here they are the plugin's.
+        settings.notices += [n.replace("--engine sim", "--kvverify-engine sim") for n in notices]
         shown = settings.shown(outcome.directory)
         self._record(outcome, shown, settings)
         settings.ran.append(_Ran(self.nodeid, outcome.engine, shown))

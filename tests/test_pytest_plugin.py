@@ -333,6 +333,23 @@ def test_auto_in_ci_without_tensorrt_llm_fails_each_test_saying_so_and_runs_noth
     assert not (pytester.path / "kvverify-out").exists()  # no empty run directories
 
 
+def test_auto_outside_ci_without_tensorrt_llm_runs_the_model_and_says_so(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(kvverify.engines.base, "has_tensorrt_llm", lambda python=None: False)
+    write(pytester.path, "plain")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--kvverify")  # in-process
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "kvverify: TensorRT-LLM is not installed: running on kvverify's reference model "
+            "(*--kvverify-engine sim says so on purpose)",
+            "engine: sim (kvverify's reference model, not a GPU run): 1 variant",
+        ]
+    )
+
+
 def test_a_tensorrt_llm_that_fails_to_import_fails_the_test_with_the_import_error(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
