@@ -368,6 +368,25 @@ def test_a_tensorrt_llm_that_fails_to_import_fails_the_test_with_the_import_erro
     )
 
 
+def test_an_engine_that_crashes_fails_the_test_saying_so(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "tests" / "standin"))
+    engine = {**BASE["engine"], "env": {"STANDIN_FAULT": "crash:3"}}  # SIGSEGV at step 3
+    write(pytester.path, "plain", engine=engine)
+    result = run(pytester, "--kvverify", "--kvverify-engine", "trtllm", "-rf")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*default.log  CRASHED",
+            "  engine: TensorRT-LLM 1.2.0rc2 *",
+            "verdict: CRASHED *exit 3)",
+            "log: kvverify-out/plain/*/default.log",
+            "FAILED plain.yaml::default - the engine crashed: *",
+        ]
+    )
+
+
 @pytest.mark.parametrize(
     ("sig", "code"), [(signal.SIGINT, 2), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
 )
