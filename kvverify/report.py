@@ -289,7 +289,7 @@ def to_json(report: CheckReport) -> str:
     return buf.getvalue()
 
 
-def _engine_properties(log: LogReport) -> dict[str, str]:
+def engine_properties(log: LogReport) -> dict[str, str]:
     """The engine that produced a log's evidence, as JUnit properties."""
     e = log.engine
     props = {"engine": e.name, "engine_description": engine_text(log)}
@@ -354,7 +354,7 @@ def junit(report: CheckReport) -> str:
     Each suite's properties name the engine that produced the evidence."""
     doc = _JUnit("kvverify")
     for log in report.logs:
-        suite = doc.suite(log.path, _engine_properties(log))
+        suite = doc.suite(log.path, engine_properties(log))
         classname = f"kvverify.{clean(log.path)}"
         if not log.checks:
             why = "; ".join(d.title for d in log.diagnoses) or "no checks"

@@ -22,7 +22,7 @@ from kvverify.engines.sim.dialects import DEFAULT_DIALECT
 from kvverify.errors import EngineUnavailable, KvverifyError
 from kvverify.predict import marker_for
 from kvverify.result import CheckReport
-from kvverify.rundir import claim_directory
+from kvverify.rundir import DEFAULT_ROOT, claim_directory
 from kvverify.runner.plan import Plan, Prompt
 from kvverify.runner.supervise import Progress, RunResult, run_variant
 from kvverify.scenario import Scenario, Variant, load
@@ -91,9 +91,11 @@ def run_scenario(
     python: str | None = None,
     progress: Progress | None = None,
     notice: Callable[[str], None] | None = None,
+    root: Path = DEFAULT_ROOT,
 ) -> Outcome:
     """Run a scenario's variants and check their logs. The scenario is validated, the engine
-    resolved and the output directory claimed before any engine starts."""
+    resolved and the output directory claimed before any engine starts (without ``out_dir``,
+    a new one below ``root/<scenario>/``)."""
     scenario = load(path)
     selected = scenario.select(variants)
     if python is not None and engine == "sim":
@@ -120,7 +122,9 @@ def run_scenario(
             "(the evidence is the model's, not a GPU's; --engine sim says so on purpose)"
         )
     plans = [plan_for(scenario, v, name, dialect, python) for v in selected]
-    directory = claim_directory(scenario.name, out_dir, overwrite, [p.variant for p in plans])
+    directory = claim_directory(
+        scenario.name, out_dir, overwrite, [p.variant for p in plans], root=root
+    )
     runs: list[RunResult] = []
     for plan in plans:
         runs.append(run_variant(plan, directory, timeout=timeout, python=python, progress=progress))

@@ -34,13 +34,19 @@ def run_logs(directory: Path) -> list[Path]:
 
 
 def claim_directory(
-    scenario: str, out_dir: Path | None, overwrite: bool, variants: list[str]
+    scenario: str,
+    out_dir: Path | None,
+    overwrite: bool,
+    variants: list[str],
+    *,
+    root: Path = DEFAULT_ROOT,
 ) -> Path:
     """The directory this run writes to, created and checked writable before any engine
-    starts. Never one that holds an earlier run's logs, unless ``overwrite``."""
+    starts. Never one that holds an earlier run's logs, unless ``overwrite``. Without
+    ``out_dir``, a new one below ``root/<scenario>/``."""
     try:
         if out_dir is None:
-            directory = _new_run_directory(DEFAULT_ROOT / scenario)
+            directory = _new_run_directory(root / scenario)
         else:
             directory = out_dir
             directory.mkdir(parents=True, exist_ok=True)
@@ -62,7 +68,7 @@ def claim_directory(
     except OSError as exc:
         raise KvverifyError(
             f"cannot write the logs there: {exc.strerror or exc}",
-            where=str(out_dir or DEFAULT_ROOT),
+            where=str(out_dir or root),
             hint="give a writable directory with --out",
         ) from None
     return directory
