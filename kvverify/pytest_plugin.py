@@ -450,7 +450,7 @@ def _headline(report: CheckReport, outcome: Outcome) -> str:
     return f"{words}: {'; '.join(shown)}{more}" if shown else words
 
 
-def _save_entry(path: Path, report: CheckReport, tolerance: dict[str, str]) -> None:
+def _save_entry(path: Path, report: CheckReport, tolerance: dict[str, dict[str, str]]) -> None:
     """Write the variant's entry into the scenario's baseline file, keeping the others (a
     whole file at once: a reader never sees half of it)."""
     from kvverify.errors import InputError

@@ -37,8 +37,8 @@ class Outcome:
     directory: Path
     #: The signal that stopped the run (SIGINT for Ctrl-C, SIGTERM, SIGHUP), if one did.
     stopped_by: int | None = None
-    #: the scenario's baseline tolerances (of its variants, merged)
-    tolerance: dict[str, str] = field(default_factory=dict)
+    #: the scenario's baseline tolerances, per variant
+    tolerance: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def plan_for(
@@ -135,5 +135,5 @@ def run_scenario(
     if stopped_by is not None:
         # Stopped by a signal: 128 + its number, as a shell reports it (Ctrl-C: 130).
         report = dataclasses.replace(report, exit_code=exitcodes.for_signal(stopped_by))
-    tolerance = {k: v for variant in selected for k, v in variant.tolerance.items()}
+    tolerance = {variant.name: dict(variant.tolerance) for variant in selected}
     return Outcome(report, runs, name, directory, stopped_by, tolerance)

@@ -11,7 +11,8 @@ import jsonschema
 import pytest
 from conftest import Run
 
-GOLDEN = Path(__file__).resolve().parent.parent / "golden_logs"
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "golden_logs"
 ENABLED = GOLDEN / "offloading_enabled.log"
 DISABLED = GOLDEN / "offloading_disabled.log"
 COMPARE_SCHEMA = json.loads(
@@ -203,3 +204,60 @@ def test_bad_sides_are_one_message(run: Run, tmp_path: Path) -> None:
     assert r.code == 2
     assert "holds no logs" in r.err
     assert run("compare", str(tmp_path / "nope.json"), str(ENABLED)).code == 2
+
+
+def test_another_variant_is_not_comparable(run: Run, tmp_path: Path) -> None:
+    off, on = GOLDEN / "abab-1.2-offload_off.log", GOLDEN / "abab-1.2-offload_on.log"
+    r = run("compare", str(off), str(on), "--format", "json")
+    assert r.code == 2
+    assert "another variant (offload_off vs offload_on)" in json.loads(r.out)["reason"]
+    base = tmp_path / "off.json"
+    run("check", "--save-baseline", str(base), str(off))
+    drift = run("check", "--baseline", str(base), str(on), "--format", "json")
+    assert drift.code == 2  # never compared with the other variant's numbers
+    (check,) = [c for c in json.loads(drift.out)["logs"][0]["checks"] if c["source"] == "baseline"]
+    assert check["status"] == "not_analyzable"
+
+
+def test_each_variant_keeps_its_own_tolerances_in_the_baseline(run: Run, tmp_path: Path) -> None:
+    scenario = tmp_path / "abab.yaml"
+    text = (ROOT / "scenarios" / "abab.yaml").read_text()
+    scenario.write_text(
+        text.replace(
+            "      - cache_hit_rate > 0\n",
+            "      - cache_hit_rate > 0\n    baseline: {tolerance: {cache_hit_rate: 0.05}}\n",
+        )
+        + "baseline: {tolerance: {latency_ms: 10%}}\n"
+    )
+    base = tmp_path / "b.json"
+    r = run("run", str(scenario), "--engine", "sim", "--out", str(tmp_path / "o"))
+    assert r.code == 0, r.err
+    run(
+        "check",
+        "--save-baseline",
+        str(base),
+        "--scenario",
+        str(scenario),
+        "--variant",
+        "offload_on",
+        str(tmp_path / "o" / "offload_on.log"),
+    )
+    on = json.loads(base.read_text())["entries"]["abab/offload_on"]
+    assert on["tolerance"] == {"cache_hit_rate": "0.05", "latency_ms": "10%"}
+    both = tmp_path / "both.json"
+    run(
+        "run",
+        str(scenario),
+        "--engine",
+        "sim",
+        "--out",
+        str(tmp_path / "p"),
+        "--save-baseline",
+        str(both),
+    )
+    entries = json.loads(both.read_text())["entries"]
+    assert entries["abab/offload_on"]["tolerance"] == {
+        "cache_hit_rate": "0.05",
+        "latency_ms": "10%",
+    }
+    assert entries["abab/offload_off"]["tolerance"] == {"latency_ms": "10%"}

@@ -21,7 +21,7 @@ def main(
     output: Output,
 ) -> int:
     inputs = Inputs(expectations=parse_all(expressions, "cli"), jobs=jobs)
-    tolerance: dict[str, str] = {}
+    tolerance: dict[str, dict[str, str]] = {}
     if scenario is not None:
         inputs, tolerance = scenario_inputs(scenario, variant, inputs)
     elif variant is not None:
@@ -34,9 +34,9 @@ def main(
 
 def scenario_inputs(
     path: str, variant: str | None, inputs: Inputs
-) -> tuple[Inputs, dict[str, str]]:
+) -> tuple[Inputs, dict[str, dict[str, str]]]:
     """Expectations, steps and the model's prediction of one scenario variant, and its
-    baseline tolerances."""
+    baseline tolerances (for the logs checked, whichever variant they name)."""
     from kvverify.predict import marker_for
     from kvverify.scenario import load
 
@@ -56,4 +56,4 @@ def scenario_inputs(
         prompt_lengths=v.prompt_lengths(), max_batch_size=v.engine.max_batch_size
     )
     inputs.predicted = marker_for(v) if v.match_predicted else None
-    return inputs, dict(v.tolerance)
+    return inputs, {"": dict(v.tolerance), v.name: dict(v.tolerance)}

@@ -16,9 +16,17 @@ from kvverify import __version__, diagnose, exitcodes
 from kvverify.check import Inputs, check_source, report
 from kvverify.errors import InputError
 from kvverify.evidence.sources import LogSource
-from kvverify.gate.baseline import Baseline, Entry, from_report, key_of, looks_like_baseline
+from kvverify.gate.baseline import (
+    Baseline,
+    Entry,
+    Tolerances,
+    from_report,
+    key_of,
+    looks_like_baseline,
+    tolerance_of,
+)
 from kvverify.gate.baseline import load as load_baseline
-from kvverify.gate.diff import Tolerance, comparable, diff, diff_entries
+from kvverify.gate.diff import Tolerance, comparable, diff, diff_entries, parse_tolerances
 from kvverify.options import Gate
 from kvverify.result import Check, CheckReport, CompareReport, Finding, LogReport, Side
 from kvverify.rundir import run_logs
@@ -155,35 +163,37 @@ def _drift_of(
 
 
 def drift(
-    result: CheckReport, baseline: Baseline, tolerance: Mapping[str, Tolerance]
+    result: CheckReport,
+    baseline: Baseline,
+    tolerance: Mapping[str, Tolerance],
+    tolerances: Tolerances | None = None,
 ) -> CheckReport:
-    """The check result with drift checks against ``baseline`` added to each log's own."""
+    """The check result with drift checks against ``baseline`` added to each log's own:
+    tolerances from the command line, else the scenario's for the log's variant."""
     known = sorted(baseline.entries)
-    logs = [
-        _drift_of(log, _old_entry(baseline, log, len(result.logs)), known, tolerance)
-        for log in result.logs
-    ]
+    logs = []
+    for log in result.logs:
+        given = dict(tolerance)
+        scenario = parse_tolerances(tolerance_of(tolerances, log), "the scenario")
+        for name, tol in scenario.items():
+            given.setdefault(name, tol)
+        old = _old_entry(baseline, log, len(result.logs))
+        logs.append(_drift_of(log, old, known, given))
     verdict = exitcodes.worst([log.verdict for log in logs])
     return dataclasses.replace(
         result, logs=tuple(logs), verdict=verdict, exit_code=exitcodes.for_verdict(verdict)
     )
 
 
-def apply(
-    result: CheckReport, gate: Gate, scenario_tolerance: Mapping[str, str] | None = None
-) -> CheckReport:
+def apply(result: CheckReport, gate: Gate, tolerances: Tolerances | None = None) -> CheckReport:
     """``--save-baseline`` and ``--baseline`` of check and run: save what the logs showed
     (the checks still decide the exit code), and add drift checks against a baseline. The
-    scenario's tolerances are kept in a saved baseline; the command line's win over them."""
+    scenario's tolerances (per variant) are kept in a saved baseline; the command line's win
+    over them."""
     if gate.save is not None:
         from kvverify.gate.baseline import save as save_baseline
 
-        save_baseline(from_report(result, scenario_tolerance, str(gate.save)), gate.save)
+        save_baseline(from_report(result, tolerances, str(gate.save)), gate.save)
     if gate.baseline is None:
         return result
-    given = dict(gate.tolerance)
-    from kvverify.gate.diff import parse_tolerances
-
-    for name, tol in parse_tolerances(scenario_tolerance or {}, "the scenario").items():
-        given.setdefault(name, tol)
-    return drift(result, load_baseline(str(gate.baseline)), given)
+    return drift(result, load_baseline(str(gate.baseline)), gate.tolerance, tolerances)

@@ -113,12 +113,23 @@ def project(log: LogReport, tolerance: Mapping[str, str] | None = None) -> Entry
     )
 
 
+#: A scenario's baseline tolerances per variant ("" for a log that names no variant).
+Tolerances = Mapping[str, Mapping[str, str]]
+
+
+def tolerance_of(tolerances: Tolerances | None, log: LogReport) -> Mapping[str, str]:
+    if not tolerances:
+        return {}
+    return tolerances.get(log.variant or "", tolerances.get("", {}))
+
+
 def from_report(
-    report: CheckReport, tolerance: Mapping[str, str] | None = None, source: str = ""
+    report: CheckReport, tolerances: Tolerances | None = None, source: str = ""
 ) -> Baseline:
+    """One entry per log, each with the tolerances its scenario variant gives."""
     entries: dict[str, Entry] = {}
     for log in report.logs:
-        entry = project(log, tolerance)
+        entry = project(log, tolerance_of(tolerances, log))
         entries[entry.key] = entry
     return Baseline(entries, source)
 

@@ -203,6 +203,8 @@ def comparable(old: Entry, new: Entry) -> str:
         )
     if old.scenario and new.scenario and old.scenario != new.scenario:
         return f"{old.key}: another scenario ({old.scenario} vs {new.scenario})"
+    if old.variant and new.variant and old.variant != new.variant:
+        return f"{old.key}: another variant ({old.variant} vs {new.variant})"
     return ""
 
 
