@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,8 @@ from kvverify.evidence.parse import (
     MAX_LINE,
     Scanner,
     engine_name,
+    iter_events,
+    iter_events_threaded,
     native_available,
 )
 
@@ -524,6 +527,38 @@ def structured_line(draw: st.DrawFn) -> bytes:
 )
 def test_any_structured_lines_give_the_same_events(lines: list[bytes], cut: int | None) -> None:
     same(b"[TensorRT-LLM][DEBUG] x\n" + b"\n".join(lines), cut)
+
+
+# -- the threaded pipeline -------------------------------------------------------------------
+
+
+def _chunks(data: bytes, size: int) -> Iterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_threads_give_the_events_of_one(threads: int) -> None:
+    data = b"".join(
+        [_dense_lines(200), *(q.read_bytes() for q in sorted(GOLDEN.glob("*.log"))[:6])]
+    )
+    plain = list(iter_events(_chunks(data, 4096)))
+    for size in (1 << 16, 4096, 333):
+        assert list(iter_events_threaded(_chunks(data, size), threads)) == plain
+
+
+def test_threads_pass_on_the_readers_error_and_stop_early() -> None:
+    def broken() -> Iterator[bytes]:
+        yield _dense_lines(20)
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(iter_events_threaded(broken()))
+    # a consumer that stops early leaves nothing behind that blocks
+    endless = (_dense_lines(5) for _ in iter(int, 1))
+    it = iter_events_threaded(endless)
+    assert isinstance(next(it), Event.__args__)  # type: ignore[attr-defined]
+    it.close()
 
 
 def test_a_request_id_beyond_64_bits_is_read_in_python() -> None:

@@ -20,8 +20,11 @@ import dataclasses
 import functools
 import json
 import os
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -188,6 +191,9 @@ class _NativeRuns(Protocol):
         line: int,
         deferred: Callable[[bytes, int, int, int], None],
     ) -> int: ...
+    def replay(
+        self, prepared: Any, buf: bytes, line: int, deferred: Callable[[bytes, int, int, int], None]
+    ) -> int: ...
 
 
 class Stretch(NamedTuple):
@@ -297,8 +303,9 @@ class Scanner:
 
     # -- scanning ----------------------------------------------------------------------------
 
-    def _scan(self, stretch: Stretch) -> None:
-        """Scan a stretch of whole lines."""
+    def _scan(self, stretch: Stretch, prepared: Any = None) -> None:
+        """Scan a stretch; ``prepared``: what ``_scan.prepare`` found in all of it, when a
+        thread prepared it ahead (see :func:`iter_events_threaded`)."""
         buf, start, end, self._at_line_start = stretch
         if self._native is None:
             self._scan_python(buf, start, end)
@@ -308,8 +315,12 @@ class Scanner:
             # the line of the first DEBUG tag, which tells it (in a DEBUG log, the first lines).
             cut = _through_first_debug_tag(buf, start, end)
             self._scan_python(buf, start, cut)
-            start = cut
-        if start < end:
+            start, prepared = cut, None
+        if start == end:
+            return
+        if prepared is not None:
+            self._line = self._native.replay(prepared, buf, self._line, self._deferred)
+        else:
             at_line_start = self._at_line_start or start > stretch.start
             self._line = self._native.scan(
                 buf, start, end, at_line_start, self._line, self._deferred
@@ -754,6 +765,58 @@ def iter_events(chunks: Iterable[bytes]) -> Iterator[Event]:
     for chunk in chunks:
         yield from scanner.feed(chunk)
     yield from scanner.close()
+
+
+def iter_events_threaded(chunks: Iterable[bytes], threads: int = 1) -> Iterator[Event]:
+    """:func:`iter_events` with the reading and the native line walk done ahead on other
+    threads (``threads`` of them walk lines; ``_scan.prepare`` runs without the GIL), while the
+    caller's thread turns the lines found into events and consumes them. The same events in the
+    same order; without the native scanner, or with ``threads < 1``, plain :func:`iter_events`.
+    """
+    scanner = Scanner()
+    module = _native_module()
+    if scanner._native is None or module is None or threads < 1:
+        yield from iter_events(chunks)
+        return
+    lines = scanner._lines
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=2 * threads)
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="kvverify-scan")
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                for st in lines.split(chunk):
+                    job = pool.submit(module.prepare, st.buf, st.start, st.end, st.at_line_start)
+                    if not put((st, job)):
+                        return
+            put(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+
+    reader = threading.Thread(target=read, name="kvverify-read", daemon=True)
+    reader.start()
+    try:
+        while (item := ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            stretch, job = item
+            scanner._scan(stretch, job.result())
+            yield from scanner._runs.take()
+        yield from scanner.close()
+    finally:
+        # The reader stops at its next chunk (not joined: it may wait on a pipe).
+        stop.set()
+        pool.shutdown(cancel_futures=True)
 
 
 def parse_bytes(data: bytes) -> list[Event]:
