@@ -337,6 +337,18 @@ def test_the_path_taken_does_not_depend_on_where_debug_shows() -> None:
     same(untagged * 40, 50)
 
 
+def test_deferred_lines_close_together_go_back_as_one_stretch() -> None:
+    from kvverify.evidence import _scan  # type: ignore[attr-defined]
+
+    hot = b"[TensorRT-LLM][DEBUG] BlockManager[windowSize=8]::loadOrAllocateBlocks - No match\n"
+    for deferred in (b"{\n", b"{\nx\n", b"] {}\n" + b"-" * 300 + b"\n", b"] {\n" + hot):
+        data = b"[TensorRT-LLM][DEBUG] x\n" + deferred * 500
+        same(data, 4096)
+        records = _scan.prepare(data, 0, len(data), True).records
+        # bounded by the bytes, not by the number of short lines
+        assert records <= 2 * deferred.count(b"]::") * 500 + len(data) // 256 + 2, deferred
+
+
 # -- fuzzing ---------------------------------------------------------------------------------
 
 # Pieces of evidence lines: every lead, with and without what must follow it, prefixes of every

@@ -11,7 +11,8 @@
  *      with ("leads", handed over by configure() from patterns.py, so the two cannot drift
  *      apart). A line whose first possible match is one of the hot alternatives below is
  *      recognised here, fields and all; a line where anything else could match is recorded
- *      as "deferred", and Python runs its own regexes and handler on that one line.
+ *      as "deferred", and Python runs its own regexes and handlers on that line (on a few
+ *      such lines close together at once).
  *      The hot alternatives (docs/trtllm-logs.md section 2.2 and 2.4), the only lines a
  *      DEBUG log has by the million:
  *        lookup / bare_lookup   "...::loadOrAllocateBlocks[ for request N] - <outcome>"
@@ -436,7 +437,7 @@ typedef struct {
      * ADDSEQ:   rank   window  rid   len    pre (i64)  con
      * RELEASE:  rank   window  rid   n
      * PREPOP:   rank   rid     len (i64)    prompt
-     * DEFER:    a      b       (the line is buf[a:b]) */
+     * DEFER:    a      b       (lines buf[a:b], b the end of the last one) */
 } Rec;
 
 typedef struct {
@@ -803,6 +804,10 @@ line_end(const unsigned char *buf, Py_ssize_t p, Py_ssize_t end)
     return nl == NULL ? end : (Py_ssize_t)(nl - buf);
 }
 
+/* Deferred lines at most this many bytes apart (no hot line between) go to Python as one
+ * stretch: a record per deferred line would take far more memory than a log of short lines. */
+#define DEFER_GAP 256
+
 /* Walk the lines of buf[start:end]. buf[start] starts a line if at_line_start (a line of a
  * long line's later piece does not). Returns -1 when out of memory. */
 static int
@@ -838,7 +843,13 @@ walk(const unsigned char *buf, Py_ssize_t start, Py_ssize_t end, int at_line_sta
                 p++;
             }
         }
-        if (m == M_DEFER) {
+        if (m == M_DEFER && rb->n > 0 && rb->recs[rb->n - 1].kind == R_DEFER &&
+            pos - (Py_ssize_t)rb->recs[rb->n - 1].v[1] <= DEFER_GAP) {
+            /* close behind the last deferred stretch, nothing hot between: one stretch */
+            rb->recs[rb->n - 1].v[1] = (uint64_t)le;
+            m = M_NO;
+        }
+        else if (m == M_DEFER) {
             memset(&r, 0, sizeof r);
             r.kind = R_DEFER;
             r.v[0] = (uint64_t)pos;

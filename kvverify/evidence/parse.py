@@ -368,16 +368,10 @@ class Scanner:
         HANDLERS[kind](self, m, buf, line, fields)
 
     def _deferred(self, buf: bytes, a: int, b: int, line: int) -> None:
-        """A line ``buf[a:b]`` the native scanner hands back: matched as the reference scan
-        matches it (a body at the start of the line first, else the first after a "]")."""
-        if a:
-            m = p.LINE_START.match(buf, a - 1, b)
-        else:
-            m = p.FIRST_LINE.match(buf, 0, b) if self._at_line_start else None
-        if m is None:
-            m = p.ANCHORED.search(buf, a, b)
-        if m is not None:
-            self._handle(m, buf, line)
+        """Lines ``buf[a:b]`` the native scanner hands back (``line``: the first one's number):
+        scanned as the reference scans them."""
+        self._line = line
+        self._scan_python(buf, a, b)
 
     def _first_line(self, buf: bytes, end: int) -> list[Match]:
         """A body at the very start of ``buf``, when that is the start of a line."""
