@@ -1370,8 +1370,8 @@ replay_lookup(Runs *self, int64_t line, const Rec *r)
     uint32_t none = r->flags & (F_NO_RANK | F_NO_WINDOW);
     int slot = (int)r->v[2];
     if (run->active && !run->raw && !self->copies.active) { /* started from Python */
-        return add_lookup(self, line, opt_u64(none & F_NO_RANK, r->v[0]),
-                          opt_u64(none & F_NO_WINDOW, r->v[1]), slot);
+        return add_lookup(self, line, opt_u64((none & F_NO_RANK) != 0, r->v[0]),
+                          opt_u64((none & F_NO_WINDOW) != 0, r->v[1]), slot);
     }
     if (run->active && !self->copies.active && run->none == none &&
         ((none & F_NO_RANK) || run->raw_rank == r->v[0]) &&
@@ -1379,8 +1379,8 @@ replay_lookup(Runs *self, int64_t line, const Rec *r)
         run->count[slot]++;
         return 0;
     }
-    if (add_lookup(self, line, opt_u64(none & F_NO_RANK, r->v[0]),
-                   opt_u64(none & F_NO_WINDOW, r->v[1]), slot) < 0) {
+    if (add_lookup(self, line, opt_u64((none & F_NO_RANK) != 0, r->v[0]),
+                   opt_u64((none & F_NO_WINDOW) != 0, r->v[1]), slot) < 0) {
         return -1;
     }
     run->raw = 1; /* a new run (the keys differ, or none was going on) */
@@ -1396,9 +1396,10 @@ replay_copy(Runs *self, int64_t line, const Rec *r)
 {
     CopyRun *run = &self->copies;
     uint32_t none = r->flags & F_NO_RANK;
+    int no_rank = none != 0;
     int offload = (int)r->v[1];
     if (run->active && !run->raw) {
-        return add_copy(self, line, opt_u64(none, r->v[0]), offload);
+        return add_copy(self, line, opt_u64(no_rank, r->v[0]), offload);
     }
     if (run->active && run->none == none && (none || run->raw_rank == r->v[0])) {
         if (end_lookups(self) < 0) { /* never one going on here: a lookup ends the copies */
@@ -1412,7 +1413,7 @@ replay_copy(Runs *self, int64_t line, const Rec *r)
         }
         return 0;
     }
-    if (add_copy(self, line, opt_u64(none, r->v[0]), offload) < 0) {
+    if (add_copy(self, line, opt_u64(no_rank, r->v[0]), offload) < 0) {
         return -1;
     }
     run->raw = 1;
