@@ -6,12 +6,14 @@ line it keeps (:data:`MAX_LINE`; a longer line is scanned in pieces), never by t
 The events are the same whatever the chunking.
 
 Two paths give the same events. The pure-Python one below is the reference: the regexes of
-:mod:`~kvverify.evidence.patterns` over each chunk, one handler per kind of line. The native one
-(``_scan.c``, built by ``pip install`` where a C compiler is present) walks the lines in C,
+:mod:`~kvverify.evidence.patterns` over each chunk, one handler per kind of line
+(:data:`HANDLERS`). The native one (``_scan.c``, built by ``pip install`` where a C compiler is
+present) walks the lines in C once the log's level is known (from its first DEBUG tag on),
 recognises the per-block and per-request lines there and hands every other evidence line back
-to the same regexes and handlers, one line at a time. It is used when it was built, unless
-``KVVERIFY_NATIVE=0``; :func:`engine_name` says which path runs. The tests fuzz one path against
-the other.
+to the same regexes and handlers. It is used when it was built, unless ``KVVERIFY_NATIVE=0``;
+:func:`engine_name` says which path runs. ``tests/test_native.py`` fuzzes one against the other.
+Every event depends on its own line only (and on the lines before it for its number), never on
+where the chunks were cut, but for a line longer than :data:`MAX_LINE`.
 """
 
 from __future__ import annotations
