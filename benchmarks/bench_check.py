@@ -1,12 +1,16 @@
-"""``kvverify check`` on a realistic 1 GiB TensorRT-LLM DEBUG log against
-``LC_ALL=C grep -E -c`` over the same line families, interleaved in one run.
+"""``kvverify check`` on 1 GiB TensorRT-LLM DEBUG logs against ``LC_ALL=C grep -E -c`` over
+the same line families, interleaved in one run, for two profiles of log (``make_log.py``): the
+realistic one and a dense one (a busy offloading server).
 
-    python benchmarks/bench_check.py [--size 1GiB] [--rounds 3] [--jobs N]
+    python benchmarks/bench_check.py [--profile realistic|dense|both] [--size 1GiB]
+                                     [--rounds 3] [--jobs N]
 
-Writes the log with ``make_log.py`` if it is not there yet, checks that kvverify's numbers equal
-the log's truth, then times grep and kvverify alternately (so both see the same machine state)
-and reports the median wall times, their ratio and the peak resident memory of kvverify (the
-largest of its processes, as GNU time reports it). Goal: ratio <= 1.0, peak RSS <= 100 MB.
+Writes each log with ``make_log.py`` if it is not there yet, checks that kvverify's numbers
+equal the log's truth, then times grep, ``kvverify check`` and ``kvverify check --format json``
+in turn, round after round (so all see the same machine state), and reports the median wall
+times, the ratios to grep and kvverify's peak resident memory: the largest single process as
+GNU time reports it, and the whole process tree, summed from /proc every 10 ms.
+Goal: ratio <= 1.0 and peak RSS <= 100 MB, with JSON output too.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -54,97 +60,162 @@ FAMILIES = [
 ]
 PATTERN = "|".join(FAMILIES)
 
+LOGS = {"realistic": "big.log", "dense": "dense.log"}
 
-def prefilter_enabled() -> bool:
-    code = "from kvverify.evidence import prefilter; print(prefilter.enabled())"
+
+def engine_name() -> str:
+    """The parser path ``kvverify check`` takes (KVVERIFY_NATIVE=0 measures pure Python)."""
+    code = (
+        "from kvverify.evidence import parse\n"
+        "try:\n    print(parse.engine_name())\n"
+        "except AttributeError:  # before the native scanner (0.1.0): Hyperscan or not\n"
+        "    from kvverify.evidence import prefilter\n"
+        "    print('hyperscan' if prefilter.enabled() else 'python')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return out.stdout.strip() == "True"
+    return out.stdout.strip()
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS in KiB (GNU time), stdout."""
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants, from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Wall seconds, peak RSS of the largest process (GNU time, KiB) and of the whole tree
+    (sampled, bytes), and stdout of one run."""
     gnu_time = shutil.which("time") or "/usr/bin/time"
-    full = [gnu_time, "-f", "%M", *cmd]
     t0 = time.perf_counter()
-    out = subprocess.run(full, capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.Popen(
+        [gnu_time, "-f", "%M", *cmd],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
     seconds = time.perf_counter() - t0
-    rss = int(out.stderr.strip().splitlines()[-1])
-    return seconds, rss, out.stdout
+    done.set()
+    sampler.join()
+    return {
+        "seconds": seconds,
+        "rss_kib": int(err.decode().strip().splitlines()[-1]),
+        "tree_bytes": peak,
+        "stdout": out.decode(),
+    }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", default="1GiB")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--jobs", type=int, default=None, help="kvverify check --jobs")
-    ap.add_argument("--log", type=Path, default=HERE / "out" / "big.log")
-    args = ap.parse_args()
-    if not args.log.exists():
+def check_truth(kv: list[str], log: Path) -> dict[str, Any]:
+    """kvverify's numbers are the ones the log was written with."""
+    truth = json.loads(Path(str(log) + ".truth.json").read_text())
+    run = timed(
+        [
+            *kv,
+            "--format",
+            "json",
+            "-e",
+            "reused_blocks > 0",
+            "-e",
+            "offloaded_blocks > 0",
+            "-e",
+            "onboarded_blocks > 0",
+            str(log),
+        ]
+    )
+    (report,) = json.loads(run["stdout"])["logs"]
+    final = next(s for s in report["summaries"] if s["final"])
+    observed = {c["expression"].split()[0]: c["observed"] for c in report["checks"]}
+    assert final["reused_blocks"] == truth["reused_blocks"], (final, truth)
+    assert final["missed_blocks"] == truth["missed_blocks"], (final, truth)
+    assert observed["offloaded_blocks"] == truth["offloaded_blocks"], (observed, truth)
+    assert observed["onboarded_blocks"] == truth["onboarded_blocks"], (observed, truth)
+    return truth
+
+
+def bench(profile: str, args: argparse.Namespace) -> dict[str, Any]:
+    log = args.out / LOGS[profile]
+    if not log.exists():
         subprocess.run(
             [
                 sys.executable,
                 str(HERE / "make_log.py"),
+                "--profile",
+                profile,
                 "--size",
                 args.size,
                 "--out",
-                str(args.log),
+                str(log),
             ],
             check=True,
         )
-    truth = json.loads(Path(str(args.log) + ".truth.json").read_text())
     kv = [sys.executable, "-m", "kvverify", "check"]
     if args.jobs:
         kv += ["--jobs", str(args.jobs)]
-    # Correctness first: the numbers kvverify reads are the ones the log was written with.
-    report = json.loads(
-        subprocess.run(
-            [
-                *kv,
-                "--format",
-                "json",
-                "-e",
-                "reused_blocks > 0",
-                "-e",
-                "offloaded_blocks > 0",
-                "-e",
-                "onboarded_blocks > 0",
-                str(args.log),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-    )
-    (log,) = report["logs"]
-    final = next(s for s in log["summaries"] if s["final"])
-    observed = {c["expression"].split()[0]: c["observed"] for c in log["checks"]}
-    assert final["reused_blocks"] == truth["reused_blocks"], (final, truth)
-    assert final["missed_blocks"] == truth["missed_blocks"]
-    assert observed["offloaded_blocks"] == truth["offloaded_blocks"], observed
-    assert observed["onboarded_blocks"] == truth["onboarded_blocks"], observed
-    env = dict(os.environ, LC_ALL="C")
-    grep_t, kv_t, kv_rss = [], [], []
-    grep_count = ""
+    truth = check_truth(kv, log)
+    grep_env = dict(os.environ, LC_ALL="C")
+    runs: dict[str, list[dict[str, Any]]] = {"grep": [], "table": [], "json": []}
     for _ in range(args.rounds):
-        s, _, grep_count = timed(["grep", "-E", "-c", PATTERN, str(args.log)], env)
-        grep_t.append(s)
-        s, rss, _ = timed([*kv, str(args.log)])
-        kv_t.append(s)
-        kv_rss.append(rss)
-    g, k = statistics.median(grep_t), statistics.median(kv_t)
-    result = {
-        "log_bytes": args.log.stat().st_size,
+        runs["grep"].append(timed(["grep", "-E", "-c", PATTERN, str(log)], grep_env))
+        runs["table"].append(timed([*kv, str(log)]))
+        runs["json"].append(timed([*kv, "--format", "json", str(log)]))
+    median = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
+    return {
+        "profile": profile,
+        "log_bytes": log.stat().st_size,
         "requests": truth["requests"],
-        "grep_lines_matched": int(grep_count or 0),
-        "grep_seconds": [round(x, 2) for x in grep_t],
-        "kvverify_seconds": [round(x, 2) for x in kv_t],
-        "ratio": round(k / g, 2),
-        "kvverify_peak_rss_mb": round(max(kv_rss) / 1024, 1),
-        "cpus": os.cpu_count(),
-        # Hyperscan prefilter in use (KVVERIFY_PREFILTER=0 measures the pure-Python path)
-        "prefilter": prefilter_enabled(),
+        "grep_lines_matched": int(runs["grep"][-1]["stdout"] or 0),
+        **{f"{k}_seconds": [round(r["seconds"], 2) for r in v] for k, v in runs.items()},
+        **{f"{k}_median": round(v, 2) for k, v in median.items()},
+        "ratio": round(median["table"] / median["grep"], 2),
+        "ratio_json": round(median["json"] / median["grep"], 2),
+        **{
+            f"{k}_peak_rss_mb": round(max(r["rss_kib"] for r in runs[k]) / 1024, 1)
+            for k in ("table", "json")
+        },
+        **{
+            f"{k}_tree_rss_mb": round(max(r["tree_bytes"] for r in runs[k]) / 2**20, 1)
+            for k in ("table", "json")
+        },
     }
-    print(json.dumps(result, indent=2))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", choices=[*LOGS, "both"], default="both")
+    ap.add_argument("--size", default="1GiB")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=None, help="kvverify check --jobs")
+    ap.add_argument("--out", type=Path, default=HERE / "out", help="where the logs are")
+    args = ap.parse_args()
+    profiles = list(LOGS) if args.profile == "both" else [args.profile]
+    results = [bench(profile, args) for profile in profiles]
+    print(
+        json.dumps(
+            {"cpus": os.cpu_count(), "parser": engine_name(), "results": results},
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -9,10 +9,17 @@ block, one ``storeNewBlock`` line per generated token, ``releaseBlocks``; plus P
 iteration-stats marker lines, the V2 resolution line and a warning. Requests run in waves of
 ``--batch`` so lines of several requests interleave as in a batched engine.
 
+``--profile dense`` writes what a busy offloading server prints at DEBUG level instead: the host
+pool takes a victim for about one block in three, so every block of every request has a
+``getFreeBlock`` and a ``loadOrAllocateBlocks`` line and a third of them a ``copyBlock ...
+isOffload=true`` triplet before those, and requests generate few tokens: about 60 000 requests
+and 2.6 million evidence lines per GiB (the realistic profile: 33 000 and 1.2 million).
+
 The summary numbers are the totals of what was written, so a checker's result can be verified:
 the truth is written to ``<out>.truth.json``.
 
     python benchmarks/make_log.py --size 1GiB --out benchmarks/out/big.log
+    python benchmarks/make_log.py --profile dense --size 1GiB --out benchmarks/out/dense.log
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import json
 import random
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import ByteSize, TypeAdapter
 
@@ -30,9 +38,29 @@ I = "[TensorRT-LLM][INFO] "  # noqa: E741
 W = "[TensorRT-LLM][WARNING] "
 
 
+class Profile(NamedTuple):
+    """How a log's requests look."""
+
+    #: Chance that getFreeBlock's victim had content and is offloaded to the host first.
+    offload: float
+    #: Does every context block take a free block (a reused one too: the dense server's
+    #: onboarding path), or only the missed ones?
+    every_block: bool
+    #: Range of prompt lengths, and of tokens each request generates.
+    prompt: tuple[int, int]
+    generated: tuple[int, int]
+
+
+PROFILES = {
+    "realistic": Profile(offload=0.05, every_block=False, prompt=(600, 1400), generated=(64, 256)),
+    "dense": Profile(offload=1 / 3, every_block=True, prompt=(500, 1300), generated=(2, 6)),
+}
+
+
 class Writer:
-    def __init__(self, out, tpb: int, window: int) -> None:
+    def __init__(self, out, tpb: int, window: int, profile: Profile) -> None:
         self.out = out
+        self.profile = profile
         self.tpb = tpb
         self.bm = f"BlockManager[windowSize={window}]"
         self.written = 0
@@ -70,7 +98,7 @@ class Writer:
 
     def free_block(self, rid: int, rng: random.Random) -> int:
         block = self.block_id()
-        if rng.random() < 0.05:  # the victim had content and goes to the host pool
+        if rng.random() < self.profile.offload:  # the victim had content: to the host pool
             self.copy(block, self.block_id(), offload=True)
         self.line(f"{P}{self.bm}::getFreeBlock - Block {block} is now acquired by sequence {rid}")
         self.counters["alloc_total"] += 1
@@ -82,7 +110,7 @@ class Writer:
         blocks = -(-prompt // self.tpb)
         for b in range(blocks):
             if b < reused_blocks:
-                block = self.block_id()
+                block = self.free_block(rid, rng) if self.profile.every_block else self.block_id()
                 self.line(f"{P}{self.bm}::loadOrAllocateBlocks - Matched full block {block}")
                 if rng.random() < 0.1:  # it was in the host pool: onboard
                     self.copy(block, self.free_block(rid, rng), offload=False)
@@ -165,13 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--profile", choices=sorted(PROFILES), default="realistic")
     args = ap.parse_args(argv)
+    profile = PROFILES[args.profile]
     target = int(TypeAdapter(ByteSize).validate_python(args.size))
     rng = random.Random(args.seed)
     tpb, window, primary, secondary = 32, 4096, 4096, 16384
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as out:
-        w = Writer(out, tpb, window)
+        w = Writer(out, tpb, window, profile)
         w.line("[TensorRT-LLM] TensorRT LLM version: 1.2.0rc2")
         w.line("[11/29/2026-10:00:00] [TRT-LLM] [I] Using LLM with PyTorch backend")
         w.line(
@@ -194,9 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         while w.written + len(w.buf) * 100 < target:
             wave = []
             for _ in range(args.batch):
-                prompt = rng.randint(600, 1400)
+                prompt = rng.randint(*profile.prompt)
                 shared = rng.choice((0, 0, 8, 16, 24))  # shared-prefix blocks found in the cache
-                wave.append((rid, prompt, min(shared, (prompt - 1) // tpb), rng.randint(64, 256)))
+                wave.append(
+                    (rid, prompt, min(shared, (prompt - 1) // tpb), rng.randint(*profile.generated))
+                )
                 rid += 1
             for r, prompt, reused, _gen in wave:
                 w.context(r, prompt, reused, rng)
@@ -237,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         w.flush()
     c = w.counters
     truth = {
+        "profile": args.profile,
         "requests": requests,
         "reused_blocks": c["reused"],
         "missed_blocks": c["missed"],

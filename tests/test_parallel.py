@@ -1,17 +1,31 @@
-"""Scanning on several processes gives the numbers of a single scan."""
+"""Scanning on several threads (native) or processes (pure Python) gives the numbers of a single
+scan."""
 
 from __future__ import annotations
 
 import gzip
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from logmaker import seed_log
 
 from kvverify.evidence import parallel
 from kvverify.evidence.attribute import attribute
 from kvverify.evidence.events import BlockLookups, LevelSeen, LogShape
-from kvverify.evidence.parse import parse_bytes
+from kvverify.evidence.parse import engine_name, native_available, parse_bytes
 from kvverify.evidence.sources import LogSource
+
+
+@pytest.fixture(params=["native", "python"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The parser path the test runs on: native takes threads, pure Python processes."""
+    if request.param == "native" and not native_available():
+        pytest.skip("the native scanner is not built here")
+    monkeypatch.setenv("KVVERIFY_NATIVE", "1" if request.param == "native" else "0")
+    assert engine_name() == request.param
+    return str(request.param)
 
 
 def _numbers(events: list) -> tuple:  # type: ignore[type-arg]
@@ -38,7 +52,7 @@ def _numbers(events: list) -> tuple:  # type: ignore[type-arg]
     )
 
 
-def test_pieces_give_the_numbers_of_one_scan(tmp_path: Path) -> None:
+def test_pieces_give_the_numbers_of_one_scan(tmp_path: Path, engine: str) -> None:
     text = "".join(seed_log(d) for d in ("2024a", "1.2", "2026")) + "last line, no newline"
     path = tmp_path / "big.log"
     path.write_text(text)
@@ -58,8 +72,43 @@ def test_pieces_give_the_numbers_of_one_scan(tmp_path: Path) -> None:
     )
 
 
-def test_compressed_stdin_and_small_logs_are_scanned_in_one_process(tmp_path: Path) -> None:
+def test_compressed_stdin_and_small_logs_give_the_numbers_of_one_scan(
+    tmp_path: Path, engine: str
+) -> None:
     path = tmp_path / "run.log"
     path.write_bytes(gzip.compress(seed_log("1.2").encode() * 50))
     events = list(parallel.events_of(LogSource(str(path)), jobs=4, piece=100))
     assert _numbers(events) == _numbers(parse_bytes(seed_log("1.2").encode() * 50))
+
+
+def test_threads_give_the_events_of_one_scan(tmp_path: Path) -> None:
+    if not native_available():
+        pytest.skip("the native scanner is not built here")
+    text = "".join(seed_log(d, rank=r) for d in ("2024a", "1.2", "2026") for r in (None, 3))
+    path = tmp_path / "run.log"
+    path.write_bytes(gzip.compress(text.encode()))  # any source, compressed too
+    single = parse_bytes(text.encode())
+    assert list(parallel.events_of(LogSource(str(path)), jobs=3)) == single
+
+
+def _lines(path: Path, blocks: int) -> Iterator[bytes]:
+    yield b"first\n"
+    for _ in range(blocks):
+        yield b"x" * (1 << 20)
+    yield b"\nlast\n"
+
+
+def test_cutting_a_file_never_holds_a_long_line(tmp_path: Path) -> None:
+    path = tmp_path / "blob.log"
+    with path.open("wb") as f:
+        for block in _lines(path, 24):
+            f.write(block)
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        pieces = parallel._cuts(str(path), size, 1 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert pieces == [(0, size - 5), (size - 5, size)]
+    assert peak < 4 << 20

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from itertools import zip_longest
 
 import pytest
@@ -31,7 +32,26 @@ from kvverify.evidence.events import (
     SummaryLine,
     TokensPerBlock,
 )
-from kvverify.evidence.parse import MAX_TEXT, Scanner, iter_events, parse_bytes
+from kvverify.evidence.parse import (
+    MAX_TEXT,
+    Scanner,
+    engine_name,
+    iter_events,
+    native_available,
+    parse_bytes,
+)
+
+
+@pytest.fixture(autouse=True, scope="module", params=["native", "python"])
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs on both parser paths (tests/test_native.py fails the suite when the
+    native one should have been built and was not)."""
+    if request.param == "native" and not native_available():
+        pytest.skip("the native scanner is not built here")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KVVERIFY_NATIVE", "1" if request.param == "native" else "0")
+        assert engine_name() == request.param
+        yield request.param
 
 
 def _key(events: list[Event]) -> list[str]:
@@ -362,3 +382,20 @@ def test_capacity_lines() -> None:
         (256, 16, 455, False),
         (256, 17, 0, True),
     ]
+
+
+def test_rank_and_window_are_read_from_the_line_itself() -> None:
+    """Nothing of the line before counts, so no chunking changes them: a "]" that starts a line
+    takes no window from a previous line ending in "[windowSize=5", and the rank in front of a
+    window manager is read only when the manager's name is there."""
+    head = b"[TensorRT-LLM][DEBUG] x\n"
+    window = head + b"foo[windowSize=5\n]::releaseBlocks Request 3, 4 blocks stored\n"
+    rank = head + b"[7]abcdefghi\nABC[windowSize=9]::loadOrAllocateBlocks - No match\n"
+    for data, expected in (
+        (window, ReleaseBlocks(3, None, None, 3, 4)),
+        (rank, BlockLookups(3, None, None, 0, 0, 0, 1)),
+    ):
+        for size in (len(data), data.index(b"\n", len(head)) + 1, 1, 7):
+            assert feed_in(data, size)[1] == expected, size
+    named = head + b"[7] BlockManager[windowSize=9]::loadOrAllocateBlocks - No match\n"
+    assert parse_bytes(named)[1] == BlockLookups(2, 7, 9, 0, 0, 0, 1)

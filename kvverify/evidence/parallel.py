@@ -1,7 +1,13 @@
-"""Scanning a large plain log on several cores.
+"""Scanning a log on several cores.
 
-A plain (uncompressed) regular file of at least two pieces is cut into pieces of
-:data:`PIECE` bytes at line boundaries; a pool of worker processes scans them with the same
+With the native scanner (:func:`~kvverify.evidence.parse.engine_name` is ``"native"``), any log
+(plain, compressed or stdin) is read and its lines walked on ``jobs - 1`` threads ahead of the
+thread that turns them into events (:func:`~kvverify.evidence.parse.iter_events_threaded`):
+the line walk runs in C without the GIL, so the two overlap, and memory stays that of a few
+chunks.
+
+In pure Python, a plain (uncompressed) regular file of at least two pieces is cut into pieces
+of :data:`PIECE` bytes at line boundaries; a pool of worker processes scans them with the same
 :class:`~kvverify.evidence.parse.Scanner`, and the parent takes the results back in order,
 renumbering lines. The numbers are those of a single scan: a run of per-block lines cut at a
 piece boundary arrives as two events whose counts add up, and only the first DEBUG / INFO
@@ -24,7 +30,7 @@ from multiprocessing import get_context
 from typing import Any
 
 from kvverify.evidence import events as ev
-from kvverify.evidence.parse import Scanner, iter_events
+from kvverify.evidence.parse import Scanner, engine_name, iter_events, iter_events_threaded
 from kvverify.evidence.sources import CHUNK, LogSource, is_compressed
 
 #: Bytes per piece a worker scans.
@@ -41,37 +47,41 @@ def default_jobs() -> int:
 
 
 def events_of(src: LogSource, jobs: int = 1, piece: int = PIECE) -> Iterator[ev.Event]:
-    """The events of a log, scanned on ``jobs`` processes when it is large and plain."""
-    if (
-        jobs <= 1
-        or src.path == "-"
-        or src.size is None
-        or src.size < 2 * piece
-        or (is_compressed(src.path))
-    ):
-        yield from iter_events(src.chunks())
-        return
-    yield from _parallel(src.path, src.size, jobs, piece)
+    """The events of a log, scanned on ``jobs`` threads (native) or processes (pure Python,
+    when it is large and plain)."""
+    if jobs <= 1:
+        return iter_events(src.chunks())
+    if engine_name() == "native":
+        return iter_events_threaded(src.chunks(), threads=jobs - 1)
+    if src.path == "-" or src.size is None or src.size < 2 * piece or (is_compressed(src.path)):
+        return iter_events(src.chunks())
+    return _parallel(src.path, src.size, jobs, piece)
+
+
+#: How much of a file :func:`_cuts` reads at a time while looking for a newline.
+_LOOK = 1 << 20
 
 
 def _cuts(path: str, size: int, piece: int) -> list[tuple[int, int]]:
-    """Pieces of about ``piece`` bytes, each ending right after a newline (or at the end)."""
+    """Pieces of about ``piece`` bytes, each ending right after a newline (or at the end). A
+    very long line is read through in blocks of :data:`_LOOK`, never held whole."""
     bounds = [0]
     with open(path, "rb") as f:
         at = piece
         while at < size:
             f.seek(at)
-            block = f.read(1 << 20)
-            nl = block.find(b"\n")
-            while nl < 0 and block:  # a very long line: look further
-                more = f.read(1 << 20)
-                if not more:
+            nl = -1
+            offset = at
+            while nl < 0:
+                block = f.read(_LOOK)
+                if not block:
                     break
-                nl = (len(block) + more.find(b"\n")) if b"\n" in more else -1
-                block += more
+                nl = block.find(b"\n")
+                if nl < 0:
+                    offset += len(block)
             if nl < 0:
                 break
-            cut = at + nl + 1
+            cut = offset + nl + 1
             if cut >= size:
                 break
             bounds.append(cut)

@@ -4,17 +4,33 @@ Feed it bytes in chunks of any size (:meth:`Scanner.feed`), then :meth:`Scanner.
 :func:`parse_bytes` / :func:`iter_events`. Memory is bounded by the chunk size plus the longest
 line it keeps (:data:`MAX_LINE`; a longer line is scanned in pieces), never by the log size.
 The events are the same whatever the chunking.
+
+Two paths give the same events. The pure-Python one below is the reference: the regexes of
+:mod:`~kvverify.evidence.patterns` over each chunk, one handler per kind of line
+(:data:`HANDLERS`). The native one (``_scan.c``, built by ``pip install`` where a C compiler is
+present) walks the lines in C once the log's level is known (from its first DEBUG tag on),
+recognises the per-block and per-request lines there and hands every other evidence line back
+to the same regexes and handlers. It is used when it was built, unless ``KVVERIFY_NATIVE=0``;
+:func:`engine_name` says which path runs. ``tests/test_native.py`` fuzzes one against the other.
+Every event depends on its own line only (and on the lines before it for its number), never on
+where the chunks were cut, but for a line longer than :data:`MAX_LINE`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
+import os
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
+from typing import Any, Literal, NamedTuple, Protocol
 
 from kvverify.evidence import patterns as p
-from kvverify.evidence import prefilter
 from kvverify.evidence.events import (
     AddSequence,
     Banner,
@@ -48,27 +64,52 @@ _DIGITS = frozenset(b"0123456789")
 
 Match = re.Match[bytes]
 
-_SHIFT = prefilter.PART_BITS
-_MASK = (1 << _SHIFT) - 1
-#: Match functions of the parts, by a candidate's part number (the fast lookup uses the part's).
-_PART_MATCH = [part.pattern.match for part in p.ANCHORED_PARTS]
-_PART_MATCH += [_PART_MATCH[p.LOOKUP_PART]] * (prefilter.FAST_LOOKUP + 1 - len(_PART_MATCH))
-#: A lookup's outcome as printed -> its counter's index in a run of lookups.
-_OUTCOMES = tuple((outcome, 3 + index) for outcome, index in p.LOOKUP_OUTCOMES)
-_OUTCOME_SLOT = dict(_OUTCOMES)
-
 #: ``id()`` of every pattern the scan uses -> its table (``match.lastindex`` -> kind, fields).
 _TABLES: dict[int, dict[int, tuple[str, p.Fields]]] = {
     id(p.ANCHORED): p.ANCHORED_TABLE,
     id(p.LINE_START): p.LINE_START_TABLE,
     id(p.FIRST_LINE): p.LINE_START_TABLE,
-    **p.PART_TABLES,
 }
 
 #: Alternatives TensorRT-LLM prints only at DEBUG: one of them proves the level.
 _DEBUG_ONLY = frozenset(
     {"summary", "lookup", "addseq", "addseqw", "release", "prepop", "pool", "copy"}
 )
+
+_ENV = "KVVERIFY_NATIVE"
+
+
+@functools.cache
+def _native_module() -> ModuleType | None:
+    """The native scanner, configured with this package's leads and events; None when it was
+    not built (no C compiler at install time) or cannot be loaded."""
+    try:
+        from kvverify.evidence import _scan  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    classes = [
+        (cls, tuple(f.name for f in dataclasses.fields(cls)))
+        for cls in (BlockLookups, BlockCopies, AddSequence, ReleaseBlocks, PrepopulatedLength)
+    ]
+    _scan.configure(p.SPACE_LEADS, p.TAIL_LEADS, p.LINE_START_LEADS, classes)
+    module: ModuleType = _scan
+    return module
+
+
+def native_available() -> bool:
+    """Whether the native scanner was built and loads (whatever ``KVVERIFY_NATIVE`` says)."""
+    return _native_module() is not None
+
+
+def _native_default() -> bool:
+    off = os.environ.get(_ENV, "1").strip().lower() in ("0", "false", "no", "off")
+    return not off and native_available()
+
+
+def engine_name() -> Literal["native", "python"]:
+    """Which parser path a :class:`Scanner` takes by default in this process: ``"native"``
+    (the C scanner) or ``"python"`` (not built, or turned off with ``KVVERIFY_NATIVE=0``)."""
+    return "native" if _native_default() else "python"
 
 
 def _text(raw: bytes) -> str:
@@ -83,75 +124,40 @@ def _int(raw: bytes | None) -> int | None:
     return None if raw is None else int(raw)
 
 
-class Scanner:
-    """Incremental parser. Not thread-safe; one per log."""
+class _Runs:
+    """The events made so far, and the runs of per-block lines being coalesced: consecutive
+    ``loadOrAllocateBlocks`` lines of one rank and window become one :class:`BlockLookups`,
+    consecutive ``copyBlock`` lines of one rank one :class:`BlockCopies`; any other event ends
+    a run. The native scanner's ``_scan.Runs`` does the same in C (same methods)."""
 
-    def __init__(self, *, max_line: int = MAX_LINE, use_prefilter: bool | None = None) -> None:
-        """``use_prefilter``: None uses the native prefilter when it is available
-        (:mod:`kvverify.evidence.prefilter`); False never does; True requires it."""
-        if use_prefilter and not prefilter.enabled():
-            raise RuntimeError("the native prefilter is not available")
-        self._max_line = max_line
-        self._carry = b""
-        self._line = 1  # number of the line the next unscanned byte belongs to
-        self._at_line_start = True  # the carry starts a line (False inside an over-long line)
+    __slots__ = ("_copies", "_lookups", "_out")
+
+    def __init__(self) -> None:
         self._out: list[Event] = []
-        # Coalescing runs of hot lines: [line, rank, window, matched, partial, copied, missed]
-        # and [line, rank, offloads, onboards].
+        # [line, rank, window, matched, partial, copied, missed] and [line, rank, off, on]
         self._lookups: list[Any] | None = None
         self._copies: list[Any] | None = None
-        self._levels_todo: set[Level] = {"debug", "info"}
-        self._long_lines = 0
-        self._closed = False
-        self._prefilter = prefilter.enabled() if use_prefilter is None else use_prefilter
-        self._handlers: dict[str, Callable[[Match, bytes, int, p.Fields], None]] = {
-            name[4:]: getattr(self, name) for name in dir(self) if name.startswith("_on_")
-        }
 
-    # -- public API ------------------------------------------------------------------------
+    def lookup(self, line: int, rank: int | None, window: int | None, slot: int) -> None:
+        """A lookup line; ``slot``: its outcome's counter (:data:`~p.LOOKUP_OUTCOMES`)."""
+        run = self._lookups
+        if self._copies is not None or run is None or run[1] != rank or run[2] != window:
+            self.flush()
+            run = self._lookups = [line, rank, window, 0, 0, 0, 0]
+        run[3 + slot] += 1
 
-    def feed(self, data: bytes) -> list[Event]:
-        """Scan ``data`` (any chunk of the log) and return the events completed so far."""
-        if self._closed:
-            raise RuntimeError("Scanner.feed after close")
-        buf = self._carry + data if self._carry else data
-        cut = buf.rfind(b"\n") + 1
-        if cut:
-            self._scan(buf, cut)
-            self._at_line_start = True
-            self._carry = buf[cut:]
-        elif len(buf) > self._max_line:
-            if self._at_line_start:
-                self._long_lines += 1
-            self._scan(buf, len(buf))
-            self._at_line_start = False
-            self._carry = b""
-        else:
-            self._carry = buf
-        return self._take()
+    def copy(self, line: int, rank: int | None, offload: bool) -> None:
+        if self._lookups is not None:
+            self._out.append(BlockLookups(*self._lookups))
+            self._lookups = None
+        run = self._copies
+        if run is None or run[1] != rank:
+            if run is not None:
+                self._out.append(BlockCopies(*run))
+            run = self._copies = [line, rank, 0, 0]
+        run[2 if offload else 3] += 1
 
-    def close(self) -> list[Event]:
-        """End of input: scan a last line without newline and report the log's shape."""
-        if self._closed:
-            return []
-        unterminated = bool(self._carry) or not self._at_line_start
-        if self._carry:
-            # Scan it as if it were terminated (the newline is not part of any field).
-            self._scan(self._carry + b"\n", len(self._carry) + 1)
-            self._line -= 1
-        self._flush()
-        lines = self._line if unterminated else self._line - 1
-        self._out.append(LogShape(lines, unterminated, self._long_lines))
-        self._closed = True
-        return self._take()
-
-    # -- scanning ----------------------------------------------------------------------------
-
-    def _take(self) -> list[Event]:
-        out, self._out = self._out, []
-        return out
-
-    def _flush(self) -> None:
+    def flush(self) -> None:
         if self._lookups is not None:
             self._out.append(BlockLookups(*self._lookups))
             self._lookups = None
@@ -159,146 +165,224 @@ class Scanner:
             self._out.append(BlockCopies(*self._copies))
             self._copies = None
 
-    def _scan(self, buf: bytes, end: int) -> None:
-        """Scan ``buf[:end]``, whose first byte starts a line if ``self._at_line_start``."""
-        anchored: Iterable[Match]
-        extras: list[Match | tuple[int, Level]]
-        if self._prefilter:
-            anchors, line_hits = prefilter.candidates(buf, end)
-            at_start = self._line_starts(buf, end, line_hits)
-            if not at_start and not self._levels_todo:
-                self._scan_candidates(buf, end, anchors)  # the common case, and the fast one
-                return
-            anchored, extras = self._anchored(buf, end, anchors), list(at_start)
+    def emit(self, event: Event) -> None:
+        """End the current run, then add ``event``."""
+        self.flush()
+        self._out.append(event)
+
+    def take(self) -> list[Event]:
+        """The events so far."""
+        out, self._out = self._out, []
+        return out
+
+
+class _NativeRuns(Protocol):
+    """``_scan.Runs``: :class:`_Runs`, plus the native scan of a stretch of lines."""
+
+    def lookup(self, line: int, rank: int | None, window: int | None, slot: int) -> None: ...
+    def copy(self, line: int, rank: int | None, offload: bool) -> None: ...
+    def flush(self) -> None: ...
+    def emit(self, event: Event) -> None: ...
+    def take(self) -> list[Event]: ...
+    def scan(
+        self,
+        buf: bytes,
+        start: int,
+        end: int,
+        at_line_start: bool,
+        line: int,
+        deferred: Callable[[bytes, int, int, int], None],
+    ) -> int: ...
+    def replay(
+        self, prepared: Any, buf: bytes, line: int, deferred: Callable[[bytes, int, int, int], None]
+    ) -> int: ...
+
+
+class Stretch(NamedTuple):
+    """Whole lines to scan: ``buf[start:end]``. ``buf[start]`` starts a line unless it
+    continues an over-long line (``at_line_start`` False, and then ``start`` is 0)."""
+
+    buf: bytes
+    start: int
+    end: int
+    at_line_start: bool
+
+
+class _Lines:
+    """Cuts a stream of chunks into stretches of whole lines, carrying a partial line over;
+    a line longer than ``max_line`` goes out in pieces. A chunk is scanned where it lies: only
+    the line that the carry begins is copied."""
+
+    __slots__ = ("at_line_start", "carry", "long_lines", "max_line")
+
+    def __init__(self, max_line: int) -> None:
+        self.max_line = max_line
+        self.carry = b""
+        self.at_line_start = True  # the carry starts a line (False inside an over-long line)
+        self.long_lines = 0
+
+    def split(self, data: bytes) -> list[Stretch]:
+        cut = data.rfind(b"\n") + 1
+        if not cut:  # no line ends here
+            buf = self.carry + data
+            if len(buf) <= self.max_line:
+                self.carry = buf
+                return []
+            if self.at_line_start:
+                self.long_lines += 1
+            out = [Stretch(buf, 0, len(buf), self.at_line_start)]
+            self.at_line_start = False
+            self.carry = b""
+            return out
+        out = []
+        start = 0
+        if self.carry:  # the carried line ends at the first newline of data
+            start = data.find(b"\n") + 1
+            head = self.carry + data[:start]
+            out.append(Stretch(head, 0, len(head), self.at_line_start))
+            self.at_line_start = True
+        if start < cut:
+            out.append(Stretch(data, start, cut, self.at_line_start))
+        self.at_line_start = True
+        self.carry = data[cut:]
+        return out
+
+    def last(self) -> Stretch | None:
+        """The last line, when it has no newline: as if it had one (the newline is not part of
+        any field; the scanner takes its line back)."""
+        if not self.carry:
+            return None
+        out = Stretch(self.carry + b"\n", 0, len(self.carry) + 1, self.at_line_start)
+        self.carry = b""
+        return out
+
+
+class Scanner:
+    """Incremental parser. Not thread-safe; one per log."""
+
+    def __init__(self, *, max_line: int = MAX_LINE, native: bool | None = None) -> None:
+        """``native``: None takes the native path when it is available and not turned off
+        (:func:`engine_name`); False never does; True requires it."""
+        if native and not native_available():
+            raise RuntimeError("the native scanner is not available (kvverify.evidence._scan)")
+        module = _native_module() if (_native_default() if native is None else native) else None
+        self._native: _NativeRuns | None = None if module is None else module.Runs()
+        self._runs: _Runs | _NativeRuns = _Runs() if self._native is None else self._native
+        self._lines = _Lines(max_line)
+        self._line = 1  # number of the line the next unscanned byte belongs to
+        self._at_line_start = True  # the stretch being scanned starts with a line
+        self._levels_todo: set[Level] = {"debug", "info"}
+        self._closed = False
+
+    @property
+    def native(self) -> bool:
+        """Whether this scanner takes the native path."""
+        return self._native is not None
+
+    # -- public API ------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Scan ``data`` (any chunk of the log) and return the events completed so far."""
+        if self._closed:
+            raise RuntimeError("Scanner.feed after close")
+        for stretch in self._lines.split(data):
+            self._scan(stretch)
+        return self._runs.take()
+
+    def close(self) -> list[Event]:
+        """End of input: scan a last line without newline and report the log's shape."""
+        if self._closed:
+            return []
+        unterminated = bool(self._lines.carry) or not self._lines.at_line_start
+        stretch = self._lines.last()
+        if stretch is not None:
+            self._scan(stretch)
+            self._line -= 1
+        lines = self._line if unterminated else self._line - 1
+        self._runs.emit(LogShape(lines, unterminated, self._lines.long_lines))
+        self._closed = True
+        return self._runs.take()
+
+    # -- scanning ----------------------------------------------------------------------------
+
+    def _scan(self, stretch: Stretch, prepared: Any = None) -> None:
+        """Scan a stretch; ``prepared``: what ``_scan.prepare`` found in all of it, when a
+        thread prepared it ahead (see :func:`iter_events_threaded`)."""
+        buf, start, end, self._at_line_start = stretch
+        if self._native is None:
+            self._scan_python(buf, start, end)
+            return
+        if self._levels_todo:
+            # The native path needs the log's level known: Python scans up to and including
+            # the line of the first DEBUG tag, which tells it (in a DEBUG log, the first lines).
+            cut = _through_first_debug_tag(buf, start, end)
+            self._scan_python(buf, start, cut)
+            start, prepared = cut, None
+        if start == end:
+            return
+        if prepared is not None:
+            self._line = self._native.replay(prepared, buf, self._line, self._deferred)
         else:
-            anchored = p.ANCHORED.finditer(buf, 0, end)
-            # Unprefixed bodies and tracebacks are rare.
+            at_line_start = self._at_line_start or start > stretch.start
+            self._line = self._native.scan(
+                buf, start, end, at_line_start, self._line, self._deferred
+            )
+
+    def _scan_python(self, buf: bytes, start: int, end: int) -> None:
+        """The reference scan of ``buf[start:end]``: every regex over the whole stretch."""
+        anchored: Iterable[Match] = p.ANCHORED.finditer(buf, start, end)
+        # Unprefixed bodies and tracebacks are rare. A LINE_START match begins at the newline
+        # that ends the previous line.
+        if start:
+            extras: list[Match | tuple[int, Level]] = [*p.LINE_START.finditer(buf, start - 1, end)]
+        else:
             extras = [*self._first_line(buf, end), *p.LINE_START.finditer(buf, 0, end)]
         merged: Iterable[Match | tuple[int, Level]]
         if self._levels_todo:
-            merged = list(anchored)
-            extras += self._find_levels(buf, end, merged)  # type: ignore[arg-type]
-            if extras:
-                merged = sorted([*merged, *extras], key=_position)
+            found = list(anchored)
+            extras += self._find_levels(buf, start, end, found)
+            merged = sorted([*found, *extras], key=_position) if extras else found
         elif extras:
             merged = sorted([*anchored, *extras], key=_position)
         else:
             merged = anchored
-        pos = 0
+        pos = start
         line = self._line
         taken_to = -1
-        tables = _TABLES
-        handlers = self._handlers
         for m in merged:
             if type(m) is tuple:  # (position, level): where DEBUG / INFO logging shows first
                 line += buf.count(b"\n", pos, m[0])
                 pos = m[0]
-                self._flush()
-                self._out.append(LevelSeen(line, m[1]))
+                self._runs.emit(LevelSeen(line, m[1]))
                 continue
-            start = m.start()  # type: ignore[union-attr]
-            if start < taken_to:
+            at = m.start()  # type: ignore[union-attr]
+            if at < taken_to:
                 continue  # the line was taken by a match that starts earlier on it
             taken_to = m.end()  # type: ignore[union-attr]
             # +1: a LINE_START match begins at the newline that ends the previous line.
-            line += buf.count(b"\n", pos, start + 1)
-            pos = start + 1
-            kind, fields = tables[id(m.re)][m.lastindex]  # type: ignore[index,union-attr]
-            handlers[kind](m, buf, line, fields)  # type: ignore[arg-type]
+            line += buf.count(b"\n", pos, at + 1)
+            pos = at + 1
+            self._handle(m, buf, line)  # type: ignore[arg-type]
         self._line = line + buf.count(b"\n", pos, end)
 
-    # -- with the native prefilter -------------------------------------------------------------
-    # The same matches as the full search, found by matching only where the prefilter points.
-    # Per line, as in the full search, a body at the start of the line wins over one after a
-    # prefix, and the first body after a prefix wins; the tests compare both paths.
+    def _handle(self, m: Match, buf: bytes, line: int) -> None:
+        kind, fields = _TABLES[id(m.re)][m.lastindex or 0]
+        HANDLERS[kind](self, m, buf, line, fields)
+
+    def _deferred(self, buf: bytes, a: int, b: int, line: int) -> None:
+        """Lines ``buf[a:b]`` the native scanner hands back (``line``: the first one's number):
+        scanned as the reference scans them."""
+        self._line = line
+        self._scan_python(buf, a, b)
 
     def _first_line(self, buf: bytes, end: int) -> list[Match]:
         """A body at the very start of ``buf``, when that is the start of a line."""
         first = p.FIRST_LINE.match(buf, 0, end) if self._at_line_start else None
         return [] if first is None else [first]
 
-    def _line_starts(self, buf: bytes, end: int, line_hits: list[int]) -> list[Match]:
-        """The bodies at the start of a line (FIRST_LINE, LINE_START), in order."""
-        found = self._first_line(buf, end)
-        taken_to = -1
-        for to in line_hits:
-            if to <= taken_to:
-                continue
-            m = p.LINE_START.match(buf, buf.rfind(b"\n", 0, to), end)
-            if m is not None:
-                found.append(m)
-                taken_to = m.end()
-        return found
-
-    def _anchored(self, buf: bytes, end: int, anchors: list[int]) -> list[Match]:
-        """The :data:`~p.ANCHORED` matches (the first on each line), in order."""
-        found: list[Match] = []
-        taken_to = -1
-        for candidate in anchors:
-            a = candidate >> _SHIFT
-            if a < taken_to:
-                continue  # the line already has its match
-            m = _PART_MATCH[candidate & _MASK](buf, a, end)
-            if m is not None:
-                found.append(m)
-                taken_to = m.end()
-        return found
-
-    def _scan_candidates(self, buf: bytes, end: int, anchors: list[int]) -> None:
-        """:meth:`_scan` for a stretch with no body at the start of a line and the log's level
-        known: matches in one pass, and lookup lines in their common form without a regex.
-
-        A lookup line continues the current run of lookups when the bytes its rank and window
-        are read from (the :data:`_KEY_REACH` bytes before its "]") equal those of the run's
-        last line, and nothing came between them; only a line that starts a run needs its line
-        number, rank and window."""
-        find, count = buf.find, buf.count
-        tables, handlers = _TABLES, self._handlers
-        fast, lead = prefilter.FAST_LOOKUP, len(p.LOOKUP_LEAD)
-        pos = 0
-        line = self._line
-        taken_to = -1
-        run: list[Any] | None = None  # the run the fast path last extended
-        run_key: bytes | None = None
-        reach = _KEY_REACH
-        for candidate in anchors:
-            a = candidate >> _SHIFT
-            if a < taken_to:
-                continue  # the line already has its match
-            index = candidate & _MASK
-            if index != fast:
-                m = _PART_MATCH[index](buf, a, end)
-                if m is None:
-                    continue
-                taken_to = m.end()
-                line += count(b"\n", pos, a)
-                pos = a
-                kind, fields = tables[id(m.re)][m.lastindex]  # type: ignore[index]
-                handlers[kind](m, buf, line, fields)
-                continue
-            at = a + lead
-            slot = 0
-            for outcome, index in _OUTCOMES:
-                if buf.startswith(outcome, at):
-                    slot = index
-                    break
-            if not slot:
-                continue  # not a lookup line after all; a later body on the line may be one
-            taken_to = find(b"\n", at, end)
-            if taken_to < 0:
-                taken_to = end
-            key = buf[a - reach : a] if a >= reach else buf[:a]
-            if run is None or run is not self._lookups or key != run_key:
-                line += count(b"\n", pos, a)
-                pos = a
-                rank, window = _lookup_key(buf, a)
-                run = self._lookup_run(line, rank, window)
-                # Without a window the rank came from the whole line: no key stands for it.
-                run_key = key if window is not None else None
-            run[slot] += 1
-        self._line = line + count(b"\n", pos, end)
-
-    def _find_levels(self, buf: bytes, end: int, matches: list[Match]) -> list[tuple[int, Level]]:
+    def _find_levels(
+        self, buf: bytes, start: int, end: int, matches: list[Match]
+    ) -> list[tuple[int, Level]]:
         """Where logging at DEBUG first shows (the first DEBUG tag or DEBUG-only line, whichever
         comes first) and, before that, INFO. Searching stops once DEBUG is known, so a DEBUG log
         pays for this only up to its first DEBUG line."""
@@ -307,11 +391,11 @@ class Scanner:
             if _TABLES[id(m.re)][m.lastindex or 0][0] in _DEBUG_ONLY:
                 debug_at = m.start()
                 break
-        hits = [i for i in (buf.find(t, 0, debug_at) for t in p.DEBUG_TAGS) if i >= 0]
+        hits = [i for i in (buf.find(t, start, debug_at) for t in p.DEBUG_TAGS) if i >= 0]
         debug_at = min([debug_at, *hits])
         found: list[tuple[int, Level]] = []
         if "info" in self._levels_todo:
-            info = [i for i in (buf.find(t, 0, debug_at) for t in p.INFO_TAGS) if i >= 0]
+            info = [i for i in (buf.find(t, start, debug_at) for t in p.INFO_TAGS) if i >= 0]
             if info:
                 found.append((min(info), "info"))
                 self._levels_todo.discard("info")
@@ -321,11 +405,10 @@ class Scanner:
         return found
 
     # -- turning a match into an event ---------------------------------------------------------
-    # One handler per alternative kind (the part of a group name before "__").
+    # One handler per kind of alternative (the part of a group name before "__"): HANDLERS.
 
     def _on_summary(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
-        self._flush()
-        self._out.append(
+        self._runs.emit(
             SummaryLine(
                 line,
                 _rank(buf, m.start()),
@@ -336,43 +419,21 @@ class Scanner:
         )
 
     def _on_lookup(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
-        # The hottest handler: one call per block looked up. Kept to a few C calls.
+        # The hottest handler of the pure-Python path: one call per block looked up.
         start = m.start()
         if "win" in f or "bare" in f:  # unprefixed, or pre-2025 "] BlockManager::..."
             window = _window(m, buf, f)
             rank = _fast_rank(buf, start + 2) if "bare" in f else None
         else:  # found at the "]" of "BlockManager[windowSize=N]"
             rank, window = _lookup_key(buf, start)
-        self._lookup_run(line, rank, window)[_OUTCOME_SLOT[m[f["outcome"]]]] += 1
-
-    def _lookup_run(self, line: int, rank: int | None, window: int | None) -> list[Any]:
-        """The run of lookup lines this line continues (same rank and window, nothing else in
-        between), or a new one starting at ``line``."""
-        run = self._lookups
-        if self._copies is not None or run is None or run[1] != rank or run[2] != window:
-            self._flush()
-            run = self._lookups = [line, rank, window, 0, 0, 0, 0]
-        return run
+        self._runs.lookup(line, rank, window, p.LOOKUP_OUTCOMES[m[f["outcome"]]])
 
     def _on_copy(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
-        if self._lookups is not None:
-            self._out.append(BlockLookups(*self._lookups))
-            self._lookups = None
-        rank = _fast_rank(buf, m.start() + 2)
-        run = self._copies
-        if run is None or run[1] != rank:
-            if run is not None:
-                self._out.append(BlockCopies(*run))
-            run = self._copies = [line, rank, 0, 0]
-        if m[f["offload"]] == b"true":
-            run[2] += 1
-        else:
-            run[3] += 1
+        self._runs.copy(line, _fast_rank(buf, m.start() + 2), m[f["offload"]] == b"true")
 
     def _on_addseq(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
-        self._flush()
         con = f["con"]
-        self._out.append(
+        self._runs.emit(
             AddSequence(
                 line,
                 _rank(buf, m.start()),
@@ -384,11 +445,8 @@ class Scanner:
             )
         )
 
-    _on_addseqw = _on_addseq
-
     def _on_release(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
-        self._flush()
-        self._out.append(
+        self._runs.emit(
             ReleaseBlocks(
                 line,
                 _rank(buf, m.start()),
@@ -399,8 +457,7 @@ class Scanner:
         )
 
     def _on_prepop(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
-        self._flush()
-        self._out.append(
+        self._runs.emit(
             PrepopulatedLength(
                 line,
                 _rank(buf, m.start()),
@@ -411,12 +468,10 @@ class Scanner:
         )
 
     def _on_reuse(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
-        self._flush()
-        self._out.append(ReuseSetting(line, _rank(buf, m.start()), m[f["on"]] == b"enabled"))
+        self._runs.emit(ReuseSetting(line, _rank(buf, m.start()), m[f["on"]] == b"enabled"))
 
     def _on_tpb(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
-        self._flush()
-        self._out.append(TokensPerBlock(line, _rank(buf, m.start()), int(m[f["n"]])))
+        self._runs.emit(TokensPerBlock(line, _rank(buf, m.start()), int(m[f["n"]])))
 
     def _pool(
         self,
@@ -431,8 +486,7 @@ class Scanner:
         construction: bool,
         estimation: bool = False,
     ) -> None:
-        self._flush()
-        self._out.append(
+        self._runs.emit(
             PoolSize(
                 line,
                 _rank(buf, m.start()),
@@ -510,12 +564,11 @@ class Scanner:
         self._windows(m, buf, line, m[f["text"]], estimation=True)
 
     def _on_v2(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
-        self._flush()
         text = m[f["text"]]
         # "... to %s for %s True Model" (the %s printed literally) or "... to True for Model"
         choice = p.V2_CHOICE.search(text)
         selected = None if choice is None else choice.group(1) == b"True"
-        self._out.append(
+        self._runs.emit(
             ManagerV2(
                 line,
                 _rank(buf, m.start()),
@@ -525,15 +578,13 @@ class Scanner:
         )
 
     def _on_banner(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
-        self._flush()
-        self._out.append(Banner(line, m[f["version"]].decode("ascii", "replace")))
+        self._runs.emit(Banner(line, m[f["version"]].decode("ascii", "replace")))
 
     def _on_brace(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
         start = m.start()
         body = b"{" + m[f["text"]]
         if buf[max(0, start - 9) : start + 1] == b"[kvverify]":
-            self._flush()
-            self._out.append(Marker(line, _marker(body), _text(body)))
+            self._runs.emit(Marker(line, _marker(body), _text(body)))
         else:
             self._json(body, line)
 
@@ -541,18 +592,17 @@ class Scanner:
         self._json(m[f["text"]], line)
 
     def _error(self, line: int, rank: int | None, kind: ErrorKind, raw: bytes) -> None:
-        self._flush()
         text = _text(raw)
         if kind in ("error", "exception") and "CUDA" in text:
             kind = "cuda"
-        self._out.append(ErrorLine(line, rank, kind, text))
+        self._runs.emit(ErrorLine(line, rank, kind, text))
 
     def _on_err(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
         # The look-behind let through any tag ending in "E] " or "R] " (or "R][n] "):
         # keep "[E]" and "[ERROR]" only.
         tag_end = buf.rfind(b"]", max(0, m.start() - 8), m.start() + 1)
         tag = buf[buf.rfind(b"[", max(0, tag_end - 8), tag_end) : tag_end + 1]
-        if tag.isdigit() or tag[1:-1].isdigit():
+        if tag[1:-1].isdigit():
             tag_end = buf.rfind(b"]", max(0, tag_end - 8), tag_end)
             tag = buf[buf.rfind(b"[", max(0, tag_end - 8), tag_end) : tag_end + 1]
         if tag in (b"[E]", b"[ERROR]"):
@@ -569,8 +619,6 @@ class Scanner:
     def _on_missing(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
         self._error(line, _rank(buf, m.start()), "missing-sequence", m.group(0).lstrip(b"\n] "))
 
-    _on_missing2 = _on_missing
-
     def _on_traceback(self, m: Match, buf: bytes, line: int, f: p.Fields) -> None:
         self._error(line, None, "traceback", b"Traceback (most recent call last):")
 
@@ -584,8 +632,7 @@ class Scanner:
         if b"iterOffloadBlocks" in text or b"iterOnboardBlocks" in text:
             off = sum(int(x) for x in p.ITER_OFFLOAD.findall(text))
             on = sum(int(x) for x in p.ITER_ONBOARD.findall(text))
-            self._flush()
-            self._out.append(IterationStats(line, off, on))
+            self._runs.emit(IterationStats(line, off, on))
         diffs = p.CACHE_LEVEL_DIFF.findall(text)
         if diffs:
             offloads = onboards = 0
@@ -597,12 +644,54 @@ class Scanner:
                     offloads += 1
                 elif (old.group(1), new.group(1)) == (b"1", b"0"):
                     onboards += 1
-            self._flush()
-            self._out.append(CacheLevelEvents(line, offloads, onboards))
+            self._runs.emit(CacheLevelEvents(line, offloads, onboards))
+
+
+_Handler = Callable[[Scanner, Match, bytes, int, p.Fields], None]
+
+#: The handler of each kind of alternative (:data:`~p.KINDS`). ``addseqw`` (V-2026's windowed
+#: ``addSequence``) and ``missing2`` (the warning after a Python tag) read like their plain forms.
+HANDLERS: dict[str, _Handler] = {
+    "summary": Scanner._on_summary,
+    "lookup": Scanner._on_lookup,
+    "copy": Scanner._on_copy,
+    "addseq": Scanner._on_addseq,
+    "addseqw": Scanner._on_addseq,
+    "release": Scanner._on_release,
+    "prepop": Scanner._on_prepop,
+    "reuse": Scanner._on_reuse,
+    "tpb": Scanner._on_tpb,
+    "pool": Scanner._on_pool,
+    "maxblocks": Scanner._on_maxblocks,
+    "poolcount": Scanner._on_poolcount,
+    "bpw": Scanner._on_bpw,
+    "pybpw": Scanner._on_pybpw,
+    "pyest": Scanner._on_pyest,
+    "v2": Scanner._on_v2,
+    "banner": Scanner._on_banner,
+    "brace": Scanner._on_brace,
+    "list": Scanner._on_list,
+    "err": Scanner._on_err,
+    "missing": Scanner._on_missing,
+    "missing2": Scanner._on_missing,
+    "traceback": Scanner._on_traceback,
+    "exception": Scanner._on_exception,
+    "cuda": Scanner._on_cuda,
+}
 
 
 def _position(m: Match | tuple[int, Level]) -> int:
     return m[0] if type(m) is tuple else m.start()  # type: ignore[union-attr]
+
+
+def _through_first_debug_tag(buf: bytes, start: int, end: int) -> int:
+    """Where the line after the first DEBUG tag in ``buf[start:end]`` starts (``end`` if
+    none)."""
+    hits = [i for i in (buf.find(t, start, end) for t in p.DEBUG_TAGS) if i >= 0]
+    if not hits:
+        return end
+    nl = buf.find(b"\n", min(hits), end)
+    return end if nl < 0 else nl + 1
 
 
 def _window(m: Match, buf: bytes, f: p.Fields) -> int | None:
@@ -617,22 +706,15 @@ def _window(m: Match, buf: bytes, f: p.Fields) -> int | None:
     return None if w is None else int(w.group(1))
 
 
-#: How far before the "]" of "BlockManager[windowSize=N]" :func:`_lookup_key` reads at most:
-#: the "=" up to 11 bytes back, the manager's name 23 before it, a rank tag up to 16 before that.
-#: Lines whose last _KEY_REACH bytes before that "]" are equal have the same rank and window.
-_KEY_REACH = 11 + 23 + 16
-
-
 def _lookup_key(buf: bytes, start: int) -> tuple[int | None, int | None]:
     """Rank and window of a window manager's line, from the "]" at ``start`` that closes
-    ``BlockManager[windowSize=N]``, reading at most :data:`_KEY_REACH` bytes back. A line that
+    ``BlockManager[windowSize=N]``, reading at most 50 bytes back, all on the line. A line that
     has no such name before the "]" has no window; its rank is read from its whole prefix."""
     eq = buf.rfind(b"=", max(0, start - 11), start)
     digits = buf[eq + 1 : start]
-    if eq >= 11 and buf[eq - 11 : eq] == b"[windowSize" and digits.isdigit():
-        body = eq - 23  # len("BlockManager[windowSize"): where the manager's name starts
-        rank = _fast_rank(buf, body) if body >= 3 and buf[body - 3] in _DIGITS else None
-        return rank, int(digits)
+    body = eq - 23  # where "BlockManager" starts
+    if body >= 0 and buf[body:eq] == b"BlockManager[windowSize" and digits.isdigit():
+        return _fast_rank(buf, body), int(digits)
     return _rank(buf, start), None
 
 
@@ -679,6 +761,58 @@ def iter_events(chunks: Iterable[bytes]) -> Iterator[Event]:
     for chunk in chunks:
         yield from scanner.feed(chunk)
     yield from scanner.close()
+
+
+def iter_events_threaded(chunks: Iterable[bytes], threads: int = 1) -> Iterator[Event]:
+    """:func:`iter_events` with the reading and the native line walk done ahead on other
+    threads (``threads`` of them walk lines; ``_scan.prepare`` runs without the GIL), while the
+    caller's thread turns the lines found into events and consumes them. The same events in the
+    same order; without the native scanner, or with ``threads < 1``, plain :func:`iter_events`.
+    """
+    scanner = Scanner()
+    module = _native_module()
+    if scanner._native is None or module is None or threads < 1:
+        yield from iter_events(chunks)
+        return
+    lines = scanner._lines
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=2 * threads)
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="kvverify-scan")
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                for st in lines.split(chunk):
+                    job = pool.submit(module.prepare, st.buf, st.start, st.end, st.at_line_start)
+                    if not put((st, job)):
+                        return
+            put(None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+
+    reader = threading.Thread(target=read, name="kvverify-read", daemon=True)
+    reader.start()
+    try:
+        while (item := ahead.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            stretch, job = item
+            scanner._scan(stretch, job.result())
+            yield from scanner._runs.take()
+        yield from scanner.close()
+    finally:
+        # The reader stops at its next chunk (not joined: it may wait on a pipe).
+        stop.set()
+        pool.shutdown(cancel_futures=True)
 
 
 def parse_bytes(data: bytes) -> list[Event]:

@@ -11,9 +11,15 @@ The spec is ``docs/trtllm-logs.md`` (section numbers below refer to it). Four ru
   search and rejects a candidate on its first byte, so every alternative must *start with a
   literal*: no group, no optional part, no class first. Alternatives therefore carry no wrapping
   group; each has inner groups named ``<kind>__<field>`` and the parser tells the alternative
-  from ``match.lastindex`` (:data:`KIND_OF_GROUP`).
+  from ``match.lastindex`` (:data:`ANCHORED_TABLE`).
 * **Every alternative consumes to the end of its line**, so one line yields at most one event.
 * **Bytes in, bytes out.** Logs hold invalid UTF-8; only captured fields are decoded.
+
+The native scanner (``_scan.c``) reads the leads from here (:data:`SPACE_LEADS`,
+:data:`TAIL_LEADS`, :data:`LINE_START_LEADS`) and recognises the per-block and per-request
+alternatives itself (kinds ``lookup``, ``copy``, ``addseq``, ``addseqw``, ``release``,
+``prepop``): change one of those and change its recognizer in ``_scan.c`` too; the equivalence
+tests (``tests/test_native.py``) compare both paths.
 """
 
 from __future__ import annotations
@@ -27,8 +33,8 @@ _REST = rb"[^\n]*"
 class Alt(NamedTuple):
     """One alternative: the literal(s) it starts with, and its whole regex.
 
-    The leads are kept apart so that the optional prefilter (``prefilter.py``) can search for
-    them and hand the regexes only the lines that hold one.
+    The leads are kept apart for the native scanner (``_scan.c``): it looks for them itself and
+    hands the regexes only the lines where one may start something it does not recognise.
     """
 
     leads: tuple[bytes, ...]
@@ -40,6 +46,12 @@ def _alt(leads: bytes | tuple[bytes, ...], rest: bytes) -> Alt:
     escaped = [re.escape(lead) for lead in leads]
     head = escaped[0] if len(escaped) == 1 else rb"(?:" + b"|".join(escaped) + rb")"
     return Alt(leads, head + rest)
+
+
+def _kind(alt: Alt) -> str:
+    """The kind of an alternative: the part before "__" of its first group's name."""
+    groups = re.compile(alt.regex).groupindex
+    return min(groups, key=groups.__getitem__).split("__")[0]
 
 
 def _either(alts: list[Alt]) -> bytes:
@@ -216,11 +228,10 @@ _LINE_START_ONLY = [
     _alt(b"CUDA ", rb"(?P<cuda__text>(?:error|out of memory|runtime error)" + _REST + rb")"),
 ]
 # The last line of a traceback: "RuntimeError: ...", "torch.OutOfMemoryError: ..."; it starts
-# with a name, not a literal, so the prefilter looks for it by a regex of its own.
+# with a name, not a literal (the native scanner checks its shape itself).
 _EXCEPTION = (
     rb"(?P<exception__text>(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception): " + _REST + rb")"
 )
-EXCEPTION_LEAD = rb"[A-Za-z_][\w.]*(?:Error|Exception): "
 
 _AFTER_PREFIX = b"|".join([_BARE_BLOCK_MANAGER.regex, _either(_OTHER_BODIES), _ERROR_AFTER_PREFIX])
 _AT_LINE_START = b"|".join(
@@ -234,51 +245,30 @@ ANSI_OPT = rb"(?:\x1b\[[0-9;]*[A-Za-z])*"
 #: A body after a prefix, or a window manager's tail after its "[windowSize=N]".
 ANCHORED = re.compile(rb"\](?: (?:" + _AFTER_PREFIX + rb")|" + _either(_WINDOWED_TAILS) + rb")")
 
+Leads = tuple[tuple[bytes, str], ...]
 
-class Part(NamedTuple):
-    """One alternative of :data:`ANCHORED` as a pattern of its own (same groups, same match),
-    and how the prefilter finds where it may match: Hyperscan expressions, each with the number
-    of bytes between the pattern's "]" and the end of the expression's match."""
-
-    pattern: re.Pattern[bytes]
-    finds: tuple[tuple[bytes, int], ...]
-
-
-def _literal_finds(leads: list[bytes]) -> tuple[tuple[bytes, int], ...]:
-    # Hyperscan reads PCRE syntax, which takes re.escape's escapes as literals.
-    return tuple((re.escape(lead), len(lead)) for lead in leads)
-
-
-#: :data:`ANCHORED`'s alternatives in its order: where several match at one "]", the first wins.
-ANCHORED_PARTS: tuple[Part, ...] = (
-    *(
-        Part(
-            re.compile(rb"\] (?:" + a.regex + rb")"),
-            _literal_finds([b"] " + lead for lead in a.leads]),
-        )
-        for a in [_BARE_BLOCK_MANAGER, *_OTHER_BODIES]
-    ),
-    # The error tags the look-behinds allow; each ends in the anchor's "] ".
-    Part(
-        re.compile(rb"\] " + _ERROR_AFTER_PREFIX),
-        ((rb"[ER]\] ", 2), (rb"R\]\[\d\d?\] ", 2)),
-    ),
-    *(
-        Part(
-            re.compile(rb"\](?:" + a.regex + rb")"),
-            _literal_finds([b"]" + lead for lead in a.leads]),
-        )
-        for a in _WINDOWED_TAILS
-    ),
+#: For the native scanner, each lead with its alternative's kind ("bare_" kept), in the order
+#: :data:`ANCHORED` tries them: the bodies after a prefix's "] " (the ERROR alternative has no
+#: lead: the scanner checks its look-behind itself) ...
+SPACE_LEADS: Leads = (
+    *((b"BlockManager" + lead, _kind(t)) for t in _BARE_TAILS for lead in t.leads),
+    *((lead, _kind(a)) for a in _OTHER_BODIES for lead in a.leads),
 )
-
-#: The literals a body at the start of a line starts with (after optional colour codes);
-#: plus :data:`EXCEPTION_LEAD`.
-LINE_START_LEADS: tuple[bytes, ...] = tuple(
-    dict.fromkeys(
-        lead for a in [_BLOCK_MANAGER, *_OTHER_BODIES, *_LINE_START_ONLY] for lead in a.leads
-    )
+#: ... the window manager's tails, right after the "]" of "[windowSize=N]" ...
+TAIL_LEADS: Leads = tuple((lead, _kind(t)) for t in _WINDOWED_TAILS for lead in t.leads)
+#: ... and the bodies at the start of a line (after optional colour codes; plus the last line
+#: of a traceback, which starts with a name, not a literal).
+LINE_START_LEADS: Leads = tuple(
+    (lead, _kind(a))
+    for a in [_BLOCK_MANAGER, *_OTHER_BODIES, *_LINE_START_ONLY]
+    for lead in a.leads
 )
+# At most one lead of a table fits anywhere: no lead starts another. The native scanner relies
+# on it (when the alternative of the lead that fits does not match, nothing else can there).
+for _table_leads in (SPACE_LEADS, TAIL_LEADS, LINE_START_LEADS):
+    for _a, _ in _table_leads:
+        for _b, _ in _table_leads:
+            assert _a == _b or not _b.startswith(_a), (_a, _b)
 
 # Lines that start like a prefix cannot start with a body: "[TensorRT-LLM]...", "[TRT-LLM]...",
 # Python's "[10/21/2025-23:23:13] ...", the timestamp era's "01-15-2026 ...". Rejecting them with
@@ -300,7 +290,8 @@ def _table(rx: re.Pattern[bytes]) -> dict[int, tuple[str, Fields]]:
 
     Group ``<alt>__<field>`` belongs to alternative ``<alt>``; ``bare_<kind>`` is the pre-2025
     form of ``<kind>`` and gets the pseudo-field ``bare``; at the start of a line the window
-    manager's ``bm__win`` is a field of every manager tail.
+    manager's ``bm__win`` is a field of every manager tail (never a match's last group, so it
+    has no entry of its own).
     """
     alts: dict[str, Fields] = {}
     for name, index in rx.groupindex.items():
@@ -314,40 +305,32 @@ def _table(rx: re.Pattern[bytes]) -> dict[int, tuple[str, Fields]]:
     return {
         index: (name.split("__")[0].removeprefix("bare_"), alts[name.split("__")[0]])
         for name, index in rx.groupindex.items()
+        if not name.startswith("bm__")
     }
 
 
-#: Keyed per pattern, not by pattern: hashing a compiled pattern hashes its whole program.
 ANCHORED_TABLE = _table(ANCHORED)
-
-#: The part for a window manager's per-block lookup line, the most frequent evidence line:
-#: the prefilter recognises its common form, "]::loadOrAllocateBlocks - <outcome>", by itself.
-LOOKUP_PART = next(
-    i
-    for i, part in enumerate(ANCHORED_PARTS)
-    if part.finds == _literal_finds([b"]::loadOrAllocateBlocks"])
-)
-LOOKUP_LEAD = b"]::loadOrAllocateBlocks - "
-#: The other form, V-2026's, matched by :data:`LOOKUP_PART`'s pattern.
-LOOKUP_LEAD_2026 = b"]::loadOrAllocateBlocks for request "
-#: Outcome as printed -> its index in the parser's run of lookups (matched, partial, copied,
-#: missed), for the lookup alternative's outcomes.
-LOOKUP_OUTCOMES: tuple[tuple[bytes, int], ...] = (
-    (b"Matched full", 0),
-    (b"No match", 3),
-    (b"Reused partially", 1),
-    (b"Copied partially", 2),
-    (b"Matched partially", 1),
-)
-#: The same for each of :data:`ANCHORED_PARTS`, by ``id()`` of its pattern.
-PART_TABLES = {id(part.pattern): _table(part.pattern) for part in ANCHORED_PARTS}
 LINE_START_TABLE = _table(LINE_START)
 assert _table(FIRST_LINE) == LINE_START_TABLE
 
+#: Every kind of alternative: the parser has one handler for each.
+KINDS = frozenset(kind for t in (ANCHORED_TABLE, LINE_START_TABLE) for kind, _ in t.values())
+
+#: A lookup's outcome as printed -> its counter in a :class:`BlockLookups` (0 matched,
+#: 1 partial, 2 copied, 3 missed).
+LOOKUP_OUTCOMES: dict[bytes, int] = {
+    b"Matched full": 0,
+    b"No match": 3,
+    b"Reused partially": 1,
+    b"Copied partially": 2,
+    b"Matched partially": 1,
+}
+
 # --- Helpers used on matched lines only -------------------------------------------------------
 
-#: "[windowSize=N" right before a windowed tail's "]".
-WINDOW_BEFORE = re.compile(rb"\[windowSize=(\d+)$")
+#: "[windowSize=N" right before a windowed tail's "]" (``\Z``, not ``$``, which would also
+#: match before a newline and read the previous line's end).
+WINDOW_BEFORE = re.compile(rb"\[windowSize=(\d+)\Z")
 
 #: The rank in a prefix: 2026 C++ and 2025 Python "[RANK n]", 2023 Python "[MPI_Rank n]",
 #: classic C++ "[TensorRT-LLM][DEBUG][n] ", timestamp-era C++ "[TRT-LLM] [D] [n] ".
