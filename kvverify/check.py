@@ -76,11 +76,10 @@ def report(logs: list[LogReport]) -> CheckReport:
 
 
 def scanner_name() -> str:
-    """Which scanner reads logs in this process: "native" or "python"."""
-    from kvverify.evidence import parse
+    """Which scanner reads logs in this process: "native" (the C extension) or "python"."""
+    from kvverify.evidence.parse import engine_name
 
-    name = getattr(parse, "scanner_name", None)
-    return str(name()) if callable(name) else "python"
+    return engine_name()
 
 
 def unusable(path: str, exc: KvverifyError) -> LogReport:
