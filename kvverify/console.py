@@ -41,9 +41,35 @@ class Console:
     def err(self, text: str, *, nl: bool = True) -> None:
         self._write(sys.stderr, text, nl=nl, err=True)
 
+    def stdout_writer(self) -> _Writer:
+        """A file-like object on stdout (for a report written as it is made)."""
+        return _Writer(self)
+
     @property
     def err_is_tty(self) -> bool:
         return 2 not in self._dead and sys.stderr.isatty()
+
+
+class _Writer:
+    """``write`` onto the console's stdout, in pieces, going quiet like it when the reader
+    has gone."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._pending: list[str] = []
+        self._size = 0
+
+    def write(self, text: str) -> int:
+        self._pending.append(text)
+        self._size += len(text)
+        if self._size >= 1 << 16:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._console.out("".join(self._pending), nl=False)
+            self._pending, self._size = [], 0
 
 
 def _silence(stream: TextIO) -> None:

@@ -290,7 +290,7 @@ def diagnose_log(facts: Facts, *, engine_started: bool = True) -> list[Diagnosis
         short = _all_short_unreused(facts, seg)
         if short:
             out.append(make("prompt-too-short", short))
-        dummies = [r for r in seg.requests if facts.is_dummy(r)]
+        dummies = facts.dummy_requests(seg)
         tpb = seg.tokens_per_block
         dummy_reuse = sum(block_counts(r, tpb)["reused_blocks"] or 0 for r in dummies)
         if dummy_reuse:
@@ -376,7 +376,7 @@ def cause_of(check: Check, metric: str, facts: Facts) -> str | None:
     elif metric in _REUSE_METRICS and check.observed > 0:
         # Some happened where none was expected: warm-up dummies, or a pool big enough.
         tpb = seg.tokens_per_block
-        if any(facts.is_dummy(r) and block_counts(r, tpb)["reused_blocks"] for r in seg.requests):
+        if any(block_counts(r, tpb)["reused_blocks"] for r in facts.dummy_requests(seg)):
             causes.append("warmup-pollution")
         if _pool_holds_several(facts, seg):
             causes.append("gpu-pool-holds-several")

@@ -280,7 +280,7 @@ class View:
             seg = facts.final
             found = seg.request(scope.index) if seg is not None else None
             if found is None:
-                ids = sorted({r.request_id for r in seg.requests}) if seg else []
+                ids = sorted(set(seg.requests.column("request_id"))) if seg else []
                 shown = ", ".join(map(str, ids[:12])) + (" ..." if len(ids) > 12 else "")
                 return _missing(
                     f"request {scope.index} is not in the final manager (ids: {shown or 'none'})",

@@ -4,12 +4,11 @@ produces a verdict."""
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from kvverify import report
 from kvverify.console import console
@@ -17,13 +16,16 @@ from kvverify.errors import KvverifyError
 from kvverify.options import Output
 from kvverify.result import CheckReport, CompareReport
 
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
 
 @dataclass(frozen=True)
 class _Renderers:
     """Every form one kind of report takes."""
 
     terminal: Callable[[Any, bool], str]
-    write_json: Callable[[Any, TextIO], object]
+    write_json: Callable[[Any, SupportsWrite[str]], object]
     junit: Callable[[Any], str]
     markdown: Callable[[Any], str]
     annotations: Callable[[Any], str]
@@ -50,10 +52,10 @@ def publish(result: CheckReport | CompareReport, output: Output) -> None:
     the files are written all the same."""
     render = _COMPARE if isinstance(result, CompareReport) else _CHECK
     fmt = output.fmt
-    if fmt == "json":
-        buf = io.StringIO()
-        render.write_json(result, buf)
-        console.out(buf.getvalue(), nl=False)
+    if fmt == "json":  # written as it is made: a log's requests are never all in memory
+        out = console.stdout_writer()
+        render.write_json(result, out)
+        out.flush()
     else:
         console.out(render.terminal(result, output.verbose))
     if output.json_file is not None:

@@ -15,7 +15,7 @@ import io
 import json
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal
 from xml.etree import ElementTree as ET
 
 import click
@@ -31,6 +31,9 @@ from kvverify.result import (
     SummaryReport,
 )
 from kvverify.text import clean
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 _STATUS_STYLE = {
     "pass": ("PASS", "green"),
@@ -260,7 +263,7 @@ def _log_chunks(log: LogReport, indent: int) -> Iterator[str]:
     yield "\n" + " " * indent + "}"
 
 
-def write_json(report: CheckReport, out: TextIO) -> None:
+def write_json(report: CheckReport, out: SupportsWrite[str]) -> None:
     """The JSON report, written as it is made: a log's requests are never all in memory."""
     out.write("{")
     first = True

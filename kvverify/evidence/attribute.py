@@ -26,9 +26,9 @@ window manager per attention-window size. The rules, stated in the README:
 
 from __future__ import annotations
 
+import itertools
 from array import array
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +114,8 @@ _PACKED = (
     "offload_copies",
     "stored_blocks",
 )
-_NONE = -(1 << 63)  # a field the log did not show
+NONE = -(1 << 63)  # a packed field the log did not show
+_BLANK = array("q", [NONE] * len(_PACKED))
 #: Requests kept as objects (in flight); older ones are packed, 96 bytes each.
 OPEN_LIMIT = 4096
 #: Request ids whose latest request a late line can still reach (ids come back).
@@ -124,8 +125,10 @@ RECENT_LIMIT = 65536
 class RequestTable:
     """The requests of one manager, in order of appearance, in memory that does not grow by
     more than about a hundred bytes per request: the requests in flight are objects, the others
-    packed into arrays of integers. A busy server's DEBUG log holds some 60,000 requests per
-    GiB; a 10 GiB log needs some 60 MB for them, not 300.
+    packed into arrays of integers (all of them once attribution is done: :meth:`seal`). A busy
+    server's DEBUG log holds some 60,000 requests per GiB; a 10 GiB log needs some 60 MB for
+    them, not 300. Whole columns (:meth:`column`) let the facts be derived without making an
+    object per request.
 
     A line about a request goes to the latest request with its id among the last
     :data:`RECENT_LIMIT` ids (far more than can be in flight at once)."""
@@ -137,8 +140,8 @@ class RequestTable:
         self._rank = rank
         self._ids = array("Q")  # request ids are unsigned 64-bit (padding: 2**64 - 1)
         self._rows = array("q")
-        self._open: OrderedDict[int, Request] = OrderedDict()  # position -> request
-        self._recent: OrderedDict[int, int] = OrderedDict()  # request id -> position
+        self._open: dict[int, Request] = {}  # position -> request, least recently used first
+        self._recent: dict[int, int] = {}  # request id -> position, oldest first
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -149,59 +152,69 @@ class RequestTable:
     def add(self, req: Request) -> None:
         position = len(self._ids)
         self._ids.append(req.request_id)
-        self._rows.extend([_NONE] * len(_PACKED))
+        self._rows.extend(_BLANK)
         self._open[position] = req
+        self._recent.pop(req.request_id, None)
         self._recent[req.request_id] = position
-        self._recent.move_to_end(req.request_id)
         if len(self._recent) > RECENT_LIMIT:
-            self._recent.popitem(last=False)
-        while len(self._open) > OPEN_LIMIT:
-            self._pack(*self._open.popitem(last=False))
+            del self._recent[next(iter(self._recent))]
+        if len(self._open) > OPEN_LIMIT:
+            self._pack_oldest(OPEN_LIMIT // 2)
 
     def latest(self, request_id: int) -> Request | None:
         """The latest request with this id, reopened if it was packed."""
         position = self._recent.get(request_id)
         if position is None:
             return None
-        req = self._open.get(position)
+        req = self._open.pop(position, None)
         if req is None:
-            req = self._unpack(position)
-            self._open[position] = req
-            while len(self._open) > OPEN_LIMIT:
-                self._pack(*self._open.popitem(last=False))
-        else:
-            self._open.move_to_end(position)
+            req = self.at(position)
+        self._open[position] = req  # the most recently used now
+        if len(self._open) > OPEN_LIMIT:
+            self._pack_oldest(OPEN_LIMIT // 2)
         return req
 
     def find(self, request_id: int) -> Request | None:
-        """The latest request with this id, however old (after attribution: a check naming a
-        request id)."""
-        found = self.latest(request_id)
-        if found is not None:
-            return found
+        """The latest request with this id, however old, read without reopening it (after
+        attribution: a check naming a request id)."""
         for position in range(len(self._ids) - 1, -1, -1):
             if self._ids[position] == request_id:
-                return self._get(position)
+                return self.at(position)
         return None
+
+    def seal(self) -> None:
+        """Attribution is done: every request packed (columns are whole from now on)."""
+        self._pack_oldest(len(self._open))
+
+    def column(self, name: str) -> Sequence[int]:
+        """One field of every request, in order (``request_id`` or a packed field; a field
+        the log did not show is :data:`NONE`). Only after :meth:`seal`."""
+        assert not self._open, "seal() first"
+        if name == "request_id":
+            return self._ids
+        return self._rows[_PACKED.index(name) :: len(_PACKED)]
 
     def __iter__(self) -> Iterator[Request]:
         for position in range(len(self._ids)):
-            yield self._get(position)
+            yield self.at(position)
 
-    def _get(self, position: int) -> Request:
+    def at(self, position: int) -> Request:
         req = self._open.get(position)
         return req if req is not None else self._unpack(position)
 
-    def _pack(self, position: int, req: Request) -> None:
-        at = position * len(_PACKED)
-        for i, name in enumerate(_PACKED):
-            value = getattr(req, name)
-            self._rows[at + i] = _NONE if value is None else value
+    def _pack_oldest(self, count: int) -> None:
+        rows, width = self._rows, len(_PACKED)
+        for position in list(itertools.islice(self._open, count)):
+            req = self._open.pop(position)
+            at = position * width
+            for i, name in enumerate(_PACKED):
+                value = getattr(req, name)
+                rows[at + i] = NONE if value is None else value
 
     def _unpack(self, position: int) -> Request:
         at = position * len(_PACKED)
         row = self._rows[at : at + len(_PACKED)]
-        opt = [None if x == _NONE else x for x in row[4:]]
+        opt = [None if x == NONE else x for x in row[4:]]
         return Request(
             seq=row[0],
             request_id=self._ids[position],
@@ -295,8 +308,9 @@ class Evidence:
     summary_formats: set[tuple[int, bool]] = field(default_factory=set)
     #: ``BlockManager[windowSize=N]::addSequence`` lines (TensorRT-LLM 2026 and later).
     windowed_requests: bool = False
-    #: How many events of each kind the log holds (which evidence families it prints).
-    event_counts: dict[str, int] = field(default_factory=dict)
+    #: The evidence families the log prints (``addSequence``, ``copyBlock``, ...: see
+    #: :data:`kvverify.evidence.facts.FAMILIES`), for a baseline to notice one disappearing.
+    families: set[str] = field(default_factory=set)
 
     def _last_run(self) -> list[Segment]:
         return [s for s in self.segments if s.run == self.runs - 1]
@@ -354,11 +368,29 @@ class Attributor:
     def _new_segment(self, rank: int | None, line: int) -> Segment:
         index = sum(1 for s in self.ev.segments if s.rank == rank)
         seg = Segment(index=index, rank=rank, line=line, run=self._run)
+        self._settle(rank)  # lines no request claimed stay the old segment's
         self.ev.segments.append(seg)
         self._current[rank] = seg
-        self._pending.pop(rank, None)
         self._pending_window.pop(rank, None)
         return seg
+
+    def _settle(self, rank: int | None) -> list[int] | None:
+        """The per-block and copy lines waiting on ``rank``, added to its current segment's
+        totals (whether a request claims them or not); returned for the request that does."""
+        p = self._pending.pop(rank, None)
+        seg = self._current.get(rank)
+        if p is None or seg is None:
+            return p
+        seg.lookup_lines += p[0] + p[1] + p[2] + p[3]
+        t = seg.lookups
+        t[0] += p[0]
+        t[1] += p[1]
+        t[2] += p[2]
+        t[3] += p[3]
+        seg.copy_lines += p[4] + p[5]
+        seg.onboard_copies += p[4]
+        seg.offload_copies += p[5]
+        return p
 
     def _segment_for_use(self, rank: int | None, line: int) -> Segment:
         """The segment requests and their lines go to: the newest of the rank, unless it has
@@ -403,14 +435,8 @@ class Attributor:
 
     def feed(self, events: Iterable[Event]) -> None:
         handlers = self._handlers
-        counts: dict[type, int] = {}
         for e in events:
-            kind = type(e)
-            counts[kind] = counts.get(kind, 0) + 1
-            handlers[kind](e)
-        for kind, n in counts.items():
-            name = kind.__name__
-            self.ev.event_counts[name] = self.ev.event_counts.get(name, 0) + n
+            handlers[type(e)](e)
 
     @property
     def _handlers(self) -> dict[type, Callable[[Any], None]]:
@@ -434,31 +460,38 @@ class Attributor:
             LogShape: self._shape,
         }
 
+    # The two hottest handlers (a busy server prints millions of these lines per GiB): they
+    # only count, per rank; _settle adds the counts to the segment when a request claims them.
+
     def _lookups(self, e: BlockLookups) -> None:
-        seg = self._segment_for_use(e.rank, e.line)
-        seg.lookup_lines += e.matched + e.partial + e.copied + e.missed
-        t = seg.lookups
-        t[0] += e.matched
-        t[1] += e.partial
-        t[2] += e.copied
-        t[3] += e.missed
-        self._pending_window[e.rank] = e.window
-        p = self._pending.setdefault(e.rank, [0, 0, 0, 0, 0, 0])
+        rank = e.rank
+        seg = self._current.get(rank)
+        if seg is None or seg.run != self._run or seg.summaries:
+            seg = self._new_segment(rank, e.line)
+        seg.used = True
+        self._pending_window[rank] = e.window
+        p = self._pending.get(rank)
+        if p is None:
+            p = self._pending[rank] = [0, 0, 0, 0, 0, 0]
         p[0] += e.matched
         p[1] += e.partial
         p[2] += e.copied
         p[3] += e.missed
 
     def _copies(self, e: BlockCopies) -> None:
-        seg = self._segment_for_use(e.rank, e.line)
-        seg.copy_lines += e.offloads + e.onboards
-        seg.offload_copies += e.offloads
-        seg.onboard_copies += e.onboards
-        p = self._pending.setdefault(e.rank, [0, 0, 0, 0, 0, 0])
+        rank = e.rank
+        seg = self._current.get(rank)
+        if seg is None or seg.run != self._run or seg.summaries:
+            seg = self._new_segment(rank, e.line)
+        seg.used = True
+        p = self._pending.get(rank)
+        if p is None:
+            p = self._pending[rank] = [0, 0, 0, 0, 0, 0]
         p[4] += e.onboards
         p[5] += e.offloads
 
     def _prepopulated(self, e: PrepopulatedLength) -> None:
+        self.ev.families.add("prepopulatedPromptLength")
         seg = self._current.get(e.rank)
         req = (
             seg.requests.latest(e.request_id) if seg is not None and seg.run == self._run else None
@@ -470,18 +503,22 @@ class Attributor:
             self._pending_prepop[(e.rank, e.request_id)] = e.length
 
     def _release(self, e: ReleaseBlocks) -> None:
+        self.ev.families.add("releaseBlocks")
         self.ev.prints_copies = True
         req = self._segment_for_use(e.rank, e.line).requests.latest(e.request_id)
         if req is not None:
             req.stored_blocks = (req.stored_blocks or 0) + e.stored
 
     def _reuse(self, e: ReuseSetting) -> None:
+        self.ev.families.add("configuration")
         self._construction(e.rank, e.line, ("reuse",)).reuse_enabled = e.enabled
 
     def _tokens_per_block(self, e: TokensPerBlock) -> None:
+        self.ev.families.add("configuration")
         self._construction(e.rank, e.line, ("tpb",)).tokens_per_block = e.tokens_per_block
 
     def _pool(self, e: PoolSize) -> None:
+        self.ev.families.add("configuration")
         key = ("pool", e.construction, e.window, e.primary is None, e.secondary is None)
         value = (e.primary, e.secondary, e.tokens_per_block)
         seg = self._construction(e.rank, e.line, key, value, repeats=True)
@@ -500,11 +537,13 @@ class Attributor:
         seg.estimation = seg.estimation or e.estimation
 
     def _iteration_stats(self, e: IterationStats) -> None:
+        self.ev.families.add("iterationStats")
         seg = self._latest_segment(e.line)
         seg.iter_offloads = (seg.iter_offloads or 0) + e.offloads
         seg.iter_onboards = (seg.iter_onboards or 0) + e.onboards
 
     def _cache_events(self, e: CacheLevelEvents) -> None:
+        self.ev.families.add("kvCacheEvents")
         seg = self._latest_segment(e.line)
         seg.event_offloads = (seg.event_offloads or 0) + e.offloads
         seg.event_onboards = (seg.event_onboards or 0) + e.onboards
@@ -555,6 +594,7 @@ class Attributor:
         return seg
 
     def _add_sequence(self, e: AddSequence) -> None:
+        self.ev.families.add("addSequence")
         if e.connector_matched is not None or e.window is not None:
             self.ev.prints_copies = True
         if e.window is not None:
@@ -563,7 +603,7 @@ class Attributor:
         prepop = self._pending_prepop.pop((e.rank, e.request_id), None)
         reused = e.prepopulated if prepop is None else prepop
         req = seg.requests.latest(e.request_id)
-        pending = self._pending.pop(e.rank, None)
+        pending = self._settle(e.rank)
         window = e.window if e.window is not None else self._pending_window.pop(e.rank, None)
         # One addSequence line per window (VSWA): the same request, unless its id comes back
         # for a new request (warm-up dummies reuse ids) after it was released.
@@ -591,6 +631,7 @@ class Attributor:
             req.offload_copies = (req.offload_copies or 0) + pending[5]
 
     def _summary_line(self, e: SummaryLine) -> None:
+        self.ev.families.add("summary")
         key = (e.rank, e.window)
         block = self._open_blocks.get(key)
         if block is None or e.metric == "allocated_total_blocks" or e.metric in block.values:
@@ -619,9 +660,16 @@ class Attributor:
         seg.summaries.append(block)
 
     def result(self) -> Evidence:
+        for rank in list(self._pending):
+            self._settle(rank)
         for seg in self.ev.segments:
+            seg.requests.seal()
             for b in seg.summaries:
                 self.ev.summary_formats.add((len(b.values), b.window is not None))
+            if seg.lookup_lines:  # the hot lines: counted per segment, not noted per line
+                self.ev.families.add("loadOrAllocateBlocks")
+            if seg.copy_lines:
+                self.ev.families.add("copyBlock")
         return self.ev
 
 

@@ -9,15 +9,14 @@ evidence; everything downstream reads these facts instead of deriving its own.
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
 from kvverify import markers
-from kvverify.evidence.attribute import PADDING_REQUEST_ID, Evidence, Request, Segment
+from kvverify.evidence.attribute import NONE, PADDING_REQUEST_ID, Evidence, Request, Segment
 
 
 @dataclass(frozen=True)
@@ -138,26 +137,25 @@ def marker_offloads(record: RunRecord) -> Offloads | None:
     return Offloads(off, on, "KV-cache events of the run")
 
 
-#: Evidence families a log can print, by the event that shows each (error lines are not
-#: evidence: their disappearing is no loss).
-FAMILY_OF_EVENT = {
-    "SummaryLine": "summary",
-    "AddSequence": "addSequence",
-    "BlockLookups": "loadOrAllocateBlocks",
-    "BlockCopies": "copyBlock",
-    "ReleaseBlocks": "releaseBlocks",
-    "PrepopulatedLength": "prepopulatedPromptLength",
-    "ReuseSetting": "configuration",
-    "TokensPerBlock": "configuration",
-    "PoolSize": "configuration",
-    "IterationStats": "iterationStats",
-    "CacheLevelEvents": "kvCacheEvents",
-}
+#: Evidence families a log can print: line families (attribution notes them) and what the
+#: run's markers record. Error lines are not evidence: their disappearing is no loss.
+FAMILIES = (
+    "summary",
+    "addSequence",
+    "loadOrAllocateBlocks",
+    "copyBlock",
+    "releaseBlocks",
+    "prepopulatedPromptLength",
+    "configuration",
+    "iterationStats",
+    "kvCacheEvents",
+    "perfMetrics",
+)
 
 
 def families(ev: Evidence, record: RunRecord) -> tuple[str, ...]:
     """The evidence families the log shows, in the log's own lines or in the run's markers."""
-    found = {FAMILY_OF_EVENT[k] for k, n in ev.event_counts.items() if n and k in FAMILY_OF_EVENT}
+    found = set(ev.families)
     if record.stats:
         found.add("iterationStats")
     if record.events:
@@ -222,6 +220,8 @@ class Facts:
     steps_reason: str
     #: the final engine's offloads from the run's own markers
     offloads: Offloads | None
+    #: request_stats of each manager, derived once when first asked for
+    _stats: dict[int, RequestStats] = field(default_factory=dict, repr=False, compare=False)
 
     def is_estimation(self, seg: Segment) -> bool:
         return id(seg) in self.estimation
@@ -229,24 +229,41 @@ class Facts:
     def is_dummy(self, req: Request) -> bool:
         return req.seq in self.dummies
 
-    def real_requests(self, seg: Segment) -> Iterator[Request]:
-        """The requests of a manager that are not dummies, one at a time (there can be
-        millions: they are not all held as objects)."""
-        return (r for r in seg.requests if r.seq not in self.dummies)
+    def dummy_requests(self, seg: Segment) -> list[Request]:
+        """A manager's warm-up, estimation and padding requests (a handful)."""
+        table = seg.requests
+        return [table.at(i) for i, s in enumerate(table.column("seq")) if s in self.dummies]
 
     def request_stats(self, seg: Segment) -> RequestStats:
-        """What the diagnoses need to know about a manager's real requests, in one pass."""
+        """What the checks and diagnoses need to know about a manager's real requests, in one
+        pass over its columns (a long log has millions of requests: no object each)."""
+        cached = self._stats.get(id(seg))
+        if cached is not None:
+            return cached
+        table, dummies = seg.requests, self.dummies
+        tpb = seg.tokens_per_block or 1
         count = longest = 0
         reused = False
-        largest: list[int] = []
-        tpb = seg.tokens_per_block or 1
-        for r in self.real_requests(seg):
+        largest: list[int] = [0, 0]
+        for seq, length, tokens, stored in zip(
+            table.column("seq"),
+            table.column("input_length"),
+            table.column("reused_tokens"),
+            table.column("stored_blocks"),
+            strict=True,
+        ):
+            if seq in dummies:
+                continue
             count += 1
-            longest = max(longest, r.input_length)
-            reused = reused or r.reused_tokens > 0
-            held = r.stored_blocks if r.stored_blocks is not None else -(-r.input_length // tpb)
-            largest = heapq.nlargest(2, [*largest, held])
-        return RequestStats(count, longest, reused, tuple(largest))
+            longest = max(longest, length)
+            if tokens > 0:
+                reused = True
+            held = stored if stored != NONE else -(-length // tpb)
+            if held > largest[1]:
+                largest = [held, largest[0]] if held > largest[0] else [largest[0], held]
+        stats = RequestStats(count, longest, reused, tuple(largest[: min(count, 2)]))
+        self._stats[id(seg)] = stats
+        return stats
 
     def step_of(self) -> dict[int, int]:
         """Request sequence number -> its scenario step."""
@@ -277,17 +294,16 @@ def _dummies(
     reference §9.3)."""
     batch = plan.max_batch_size if plan is not None else None
     last_run = ev.runs - 1
-    out = set()
+    out: set[int] = set()
     for seg in ev.segments:
-        everything = id(seg) in estimation
-        warmup = batch is not None and seg.run == last_run
-        for r in seg.requests:
-            if (
-                everything
-                or r.request_id == PADDING_REQUEST_ID
-                or (warmup and batch is not None and r.request_id < batch)
-            ):
-                out.add(r.seq)
+        seqs = seg.requests.column("seq")
+        if id(seg) in estimation:
+            out.update(seqs)
+            continue
+        below = batch if batch is not None and seg.run == last_run else -1
+        for seq, rid in zip(seqs, seg.requests.column("request_id"), strict=True):
+            if rid == PADDING_REQUEST_ID or rid < below:
+                out.add(seq)
     return frozenset(out), batch is not None
 
 
@@ -295,11 +311,12 @@ def _map_steps(seg: Segment, plan: StepPlan, dummies: frozenset[int]) -> dict[in
     """Step k (from 1) <-> the k-th real request of the final manager, in order of first
     appearance. Without max_batch_size the last len(steps) requests are the steps (warm-up
     comes first). VSWA prints a request once per window; it counts once."""
-    real = (r for r in seg.requests if r.seq not in dummies)
+    table = seg.requests
+    real = (i for i, seq in enumerate(table.column("seq")) if seq not in dummies)
     count = len(plan.prompt_lengths)
-    # Only the steps' requests are kept, not every request of a long log.
+    # Only the steps' requests are made, not every request of a long log.
     chosen = deque(real, maxlen=count) if plan.max_batch_size is None else islice(real, count)
-    return {k + 1: r for k, r in enumerate(chosen)}
+    return {k + 1: table.at(i) for k, i in enumerate(chosen)}
 
 
 def derive(ev: Evidence, given: StepPlan | None = None) -> Facts:
