@@ -202,23 +202,38 @@ def encode(record: Record) -> str:
     return PREFIX + payload + "\n"
 
 
-def _fits(value: Any, annotation: str) -> bool:
-    """A tolerant type check against the field's annotation text (``from __future__``)."""
-    if value is None:
-        return "None" in annotation
+def _checker(annotation: str) -> tuple[tuple[type, ...], bool]:
+    """What a field's annotation text (``from __future__``) admits: the JSON types, and
+    whether null. A tolerant check: a damaged marker is dropped, not half read."""
     if annotation.startswith(("tuple", "list")):
-        return isinstance(value, list | tuple)
-    if annotation.startswith("dict"):
-        return isinstance(value, dict)
-    if annotation.startswith(("str", "Literal")):
-        return isinstance(value, str)
-    if annotation.startswith("bool"):
-        return isinstance(value, bool)
-    if annotation.startswith("int"):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation.startswith("float"):
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return True
+        kinds: tuple[type, ...] = (list, tuple)
+    elif annotation.startswith("dict"):
+        kinds = (dict,)
+    elif annotation.startswith(("str", "Literal", "ExitStatus")):
+        kinds = (str,)
+    elif annotation.startswith("bool"):
+        kinds = (bool,)
+    elif annotation.startswith("int"):
+        kinds = (int,)
+    elif annotation.startswith("float"):
+        kinds = (int, float)
+    else:
+        kinds = (object,)
+    return kinds, "None" in annotation
+
+
+#: Per kind, its fields: (name, admitted types, null admitted, required).
+_SHAPES = {
+    cls: [
+        (
+            f.name,
+            *_checker(str(f.type)),
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+        )
+        for f in fields
+    ]
+    for cls, fields in _FIELDS.items()
+}
 
 
 def decode(data: dict[str, Any]) -> Record | None:
@@ -228,15 +243,18 @@ def decode(data: dict[str, Any]) -> Record | None:
     if cls is None:
         return None
     values: dict[str, Any] = {}
-    for f in _FIELDS[cls]:
-        if f.name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+    for name, kinds, nullable, required in _SHAPES[cls]:
+        if name not in data:
+            if required:
                 return None
             continue
-        value = data[f.name]
-        if not _fits(value, str(f.type)):
+        value = data[name]
+        if value is None:
+            if not nullable:
+                return None
+        elif not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             return None
-        values[f.name] = tuple(value) if isinstance(value, list) else value
+        values[name] = tuple(value) if type(value) is list else value
     record: Record = cls(**values)
     return record
 

@@ -7,7 +7,7 @@ reason in words, and the code of the diagnosis that explains it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kvverify import markers
 from kvverify.evidence.attribute import Evidence, Request, Segment, SummaryBlock
@@ -49,6 +49,10 @@ class View:
     facts: Facts
     #: how a run ended that did not end well, from its markers
     run_failure: Diagnosis | None = None
+    #: each step's own record, read once (a run of thousands of steps observes each often)
+    _marked: dict[int, dict[str, float]] = field(default_factory=dict, repr=False)
+    #: tokens per block of each (rank, segment)
+    _tpb: dict[tuple[int | None, int], int | None] = field(default_factory=dict, repr=False)
 
     @property
     def ev(self) -> Evidence:
@@ -273,7 +277,10 @@ class View:
                     f"({len(facts.steps)} step(s) mapped)",
                     "step-not-run",
                 )
-            marked = _step_values(facts.record.step_ends.get(scope.index))
+            marked = self._marked.get(scope.index)
+            if marked is None:
+                marked = _step_values(facts.record.step_ends.get(scope.index))
+                self._marked[scope.index] = marked
             if exp.metric in marked:
                 return Observation(marked[exp.metric], "the run's own record of the step")
         else:
@@ -340,10 +347,17 @@ class View:
         )
 
     def _tokens_per_block(self, req: Request) -> int | None:
-        for seg in self.ev.segments:
-            if seg.rank == req.rank and seg.index == req.segment:
-                return seg.tokens_per_block
-        return None
+        key = (req.rank, req.segment)
+        if key not in self._tpb:
+            self._tpb[key] = next(
+                (
+                    s.tokens_per_block
+                    for s in self.ev.segments
+                    if s.rank == req.rank and s.index == req.segment
+                ),
+                None,
+            )
+        return self._tpb[key]
 
 
 def _step_values(marker: markers.StepEnd | None) -> dict[str, float]:

@@ -118,8 +118,9 @@ NONE = -(1 << 63)  # a packed field the log did not show
 _BLANK = array("q", [NONE] * len(_PACKED))
 #: Requests kept as objects (in flight); older ones are packed, 96 bytes each.
 OPEN_LIMIT = 4096
-#: Request ids whose latest request a late line can still reach (ids come back).
-RECENT_LIMIT = 65536
+#: Request ids whose latest request a late line can still reach (ids come back): far more
+#: than a manager has in flight.
+RECENT_LIMIT = 16384
 
 
 class RequestTable:
@@ -183,8 +184,11 @@ class RequestTable:
         return None
 
     def seal(self) -> None:
-        """Attribution is done: every request packed (columns are whole from now on)."""
+        """No line can reach these requests any more (attribution is done, or a newer manager
+        took the rank's requests): every request packed, the id index dropped (columns are
+        whole from now on; :meth:`find` still finds a request by id)."""
         self._pack_oldest(len(self._open))
+        self._recent.clear()
 
     def column(self, name: str) -> Sequence[int]:
         """One field of every request, in order (``request_id`` or a packed field; a field
@@ -369,6 +373,9 @@ class Attributor:
         index = sum(1 for s in self.ev.segments if s.rank == rank)
         seg = Segment(index=index, rank=rank, line=line, run=self._run)
         self._settle(rank)  # lines no request claimed stay the old segment's
+        old = self._current.get(rank)
+        if old is not None:
+            old.requests.seal()  # requests only ever reach a rank's newest segment
         self.ev.segments.append(seg)
         self._current[rank] = seg
         self._pending_window.pop(rank, None)
