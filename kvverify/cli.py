@@ -18,9 +18,9 @@ import click
 
 from kvverify import __version__, exitcodes
 from kvverify.console import console
+from kvverify.gate.diff import Gate
 from kvverify.options import (
     FORMATS,
-    Gate,
     Output,
     gate_options,
     jobs_option,

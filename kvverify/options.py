@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from kvverify.errors import KvverifyError
+from kvverify.gate.diff import Gate, parse_tolerance
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -117,8 +118,6 @@ def check_writable(*paths: Path | None) -> None:
 
 def _tolerance(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> Any:
     """``--tolerance NAME=VALUE`` (repeatable) -> {name: Tolerance}."""
-    from kvverify.gate.diff import parse_tolerance
-
     out = {}
     for item in values:
         name, sep, value = item.partition("=")
@@ -126,15 +125,6 @@ def _tolerance(_ctx: click.Context, _param: click.Parameter, values: tuple[str, 
             raise click.BadParameter(f"{item!r}: write NAME=VALUE, e.g. cache_hit_rate=0.02")
         out[name.strip()] = parse_tolerance(name.strip(), value)
     return out
-
-
-@dataclass(frozen=True)
-class Gate:
-    """``--baseline``, ``--save-baseline`` and ``--tolerance``: the upgrade gate's options."""
-
-    baseline: Path | None = None
-    save: Path | None = None
-    tolerance: dict[str, Any] = field(default_factory=dict)  # name -> gate.diff.Tolerance
 
 
 def gate_options(f: F) -> F:

@@ -316,10 +316,10 @@ class ScenarioItem(pytest.Item):
             else:
                 notes.append(f"baseline: not written for {key} (its checks did not pass)")
         elif baseline is not None and report.verdict in ("pass", "fail", "not_analyzable"):
-            from kvverify import gate
-            from kvverify.options import Gate
+            from kvverify.gate.diff import Gate
+            from kvverify.gate.gates import apply
 
-            report = gate.apply(report, Gate(baseline=baseline), outcome.tolerance)
+            report = apply(report, Gate(baseline=baseline), outcome.tolerance)
         if report.verdict != "pass":
             raise Failure(_headline(report, outcome), self._text(report, outcome, notes))
 

@@ -20,10 +20,10 @@ from kvverify.check import Inputs, check_paths
 from kvverify.engines import base
 from kvverify.engines.sim.dialects import DEFAULT_DIALECT
 from kvverify.errors import EngineUnavailable, KvverifyError
+from kvverify.plan import Plan, Prompt
 from kvverify.predict import marker_for
 from kvverify.result import CheckReport
 from kvverify.rundir import DEFAULT_ROOT, claim_directory
-from kvverify.runner.plan import Plan, Prompt
 from kvverify.runner.supervise import Progress, RunResult, run_variant
 from kvverify.scenario import Scenario, Variant, load
 

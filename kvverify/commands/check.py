@@ -6,8 +6,9 @@ from kvverify.check import Inputs, check_paths
 from kvverify.errors import KvverifyError
 from kvverify.evidence.facts import StepPlan
 from kvverify.expect import parse_all
-from kvverify.gate import apply as apply_gate
-from kvverify.options import Gate, Output
+from kvverify.gate.diff import Gate
+from kvverify.gate.gates import apply as apply_gate
+from kvverify.options import Output
 from kvverify.publish import publish
 
 

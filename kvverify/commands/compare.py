@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kvverify.gate import compare
 from kvverify.gate.diff import Tolerance
+from kvverify.gate.gates import compare
 from kvverify.options import Output
 from kvverify.publish import publish
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from kvverify.console import console
-from kvverify.gate import apply as apply_gate
-from kvverify.options import Gate, Output
+from kvverify.gate.diff import Gate
+from kvverify.gate.gates import apply as apply_gate
+from kvverify.options import Output
 from kvverify.publish import publish
 from kvverify.run import run_scenario
 from kvverify.runner.supervise import Event

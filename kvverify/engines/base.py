@@ -1,10 +1,10 @@
 """The engine protocol and the registry of engines.
 
 An engine runs inside the worker process (``kvverify.runner.worker``): it builds the model from
-a :class:`~kvverify.runner.plan.Plan`, runs one step at a time, hands over statistics and shuts
+a :class:`~kvverify.plan.Plan`, runs one step at a time, hands over statistics and shuts
 down. What the engine prints goes to file descriptors 1 and 2, which the supervisor captures;
 what the worker learns from the engine's API goes into the same stream as marker lines.
-Standard library only (see :mod:`kvverify.runner.plan`).
+Standard library only (see :mod:`kvverify.plan`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from kvverify.errors import EngineUnavailable
-from kvverify.runner.plan import Plan, Step
+from kvverify.plan import Plan, Step
 
 EngineName = Literal["trtllm", "sim"]
 ENGINE_CHOICES = ("auto", "trtllm", "sim")

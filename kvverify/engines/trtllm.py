@@ -5,7 +5,7 @@ docs/trtllm-logs.md §9). ``tensorrt_llm`` is imported only here, only in the wo
 ``TLLM_LOG_LEVEL`` is set. kvverify does not probe the GPU: TensorRT-LLM fails and the failure
 is reported.
 
-It reads only the run's :class:`~kvverify.runner.plan.Plan` and needs the standard library
+It reads only the run's :class:`~kvverify.plan.Plan` and needs the standard library
 only, so that it runs under the interpreter of the TensorRT-LLM under test (``--python``).
 
 This module was written against the source and tested through a stand-in package
@@ -21,7 +21,7 @@ from typing import Any
 
 from kvverify.engines.base import EngineName, StepOutcome
 from kvverify.errors import EngineError, EngineUnavailable, did_you_mean
-from kvverify.runner.plan import Plan, Step
+from kvverify.plan import Plan, Step
 from kvverify.text import clean
 
 INSTALL_HINT = (

@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from kvverify.errors import KvverifyError
 from kvverify.gate.baseline import Baseline, Entry, Number
@@ -89,6 +90,15 @@ def parse_tolerance(name: str, text: str, where: str = "--tolerance") -> Toleran
 
 def parse_tolerances(items: Mapping[str, str], where: str = "--tolerance") -> dict[str, Tolerance]:
     return {name: parse_tolerance(name, value, where) for name, value in items.items()}
+
+
+@dataclass(frozen=True)
+class Gate:
+    """``--baseline``, ``--save-baseline`` and ``--tolerance``: the upgrade gate's options."""
+
+    baseline: Path | None = None
+    save: Path | None = None
+    tolerance: dict[str, Tolerance] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

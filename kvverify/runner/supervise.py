@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, Literal
 
 from kvverify import exitcodes, markers
 from kvverify.markers import ExitStatus as Status
-from kvverify.runner.plan import Plan
+from kvverify.plan import Plan
 
 #: After the worker exits, how long its children (an MPI worker, its daemon) may keep the
 #: output open before they are killed (they are still printing the summary, normally).

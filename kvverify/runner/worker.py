@@ -9,7 +9,7 @@ manager prints its summary, and exits normally: never ``os._exit``, which would 
 
 Exit status: 0 done; 1 the engine failed while running; 2 the engine refused the input; 3 the
 engine could not start; 130 interrupted (the supervisor stops the run with the signal it got).
-Standard library only (see :mod:`kvverify.runner.plan`).
+Standard library only (see :mod:`kvverify.plan`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from kvverify import exitcodes, markers
 from kvverify.engines import base
 from kvverify.errors import KvverifyError
-from kvverify.runner.plan import Plan
+from kvverify.plan import Plan
 
 
 def emit(record: markers.Record) -> None:

@@ -7,7 +7,7 @@ problems), :mod:`.resolve` (loading, and merging variants into the scenario).
 
 from __future__ import annotations
 
-from kvverify.runner.plan import Step
+from kvverify.plan import Step
 from kvverify.scenario.resolve import Scenario, Variant, load, loads
 from kvverify.scenario.schema import MAX_STEPS, SCHEMA_VERSION
 

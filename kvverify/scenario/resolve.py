@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from kvverify.errors import KvverifyError, ScenarioError, did_you_mean
 from kvverify.expect import Expectation, parse
-from kvverify.runner.plan import Step
+from kvverify.plan import Step
 from kvverify.scenario.located import Document, dotted, read_text
 from kvverify.scenario.messages import messages
 from kvverify.scenario.schema import (

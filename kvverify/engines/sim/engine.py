@@ -12,7 +12,7 @@ from kvverify.engines.sim.dialects import DEFAULT_DIALECT, DIALECTS, LogWriter
 from kvverify.engines.sim.simulate import Simulation
 from kvverify.errors import EngineError
 from kvverify.metrics import hit_rate
-from kvverify.runner.plan import Plan, Step
+from kvverify.plan import Plan, Step
 from kvverify.scenario import Variant, load
 
 
