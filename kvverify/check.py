@@ -90,9 +90,27 @@ def unusable(path: str, exc: KvverifyError) -> LogReport:
         detail=exc.where or "",
         hint=exc.hint or "",
     )
+    return _empty(path, "not_analyzable", d)
+
+
+def not_run(scenario: str, variant: str, exc: KvverifyError) -> LogReport:
+    """A variant whose engine could not start, so that every report still says so (a CI job
+    reads the JUnit file or the job summary, not stderr)."""
+    d = Diagnosis(
+        code="run-unavailable",
+        severity="error",
+        title=_RUN_TITLES["unavailable"],
+        detail=exc.message,
+        hint=exc.hint or "",
+    )
+    log = _empty(f"{scenario}/{variant} (not run)", "engine_unavailable", d)
+    return dataclasses.replace(log, scenario=scenario, variant=variant)
+
+
+def _empty(path: str, verdict: Verdict, diagnosis: Diagnosis) -> LogReport:
     return LogReport(
         path=path,
-        verdict="not_analyzable",
+        verdict=verdict,
         scenario=None,
         variant=None,
         engine=EngineInfo(name="unknown"),
@@ -107,7 +125,7 @@ def unusable(path: str, exc: KvverifyError) -> LogReport:
         steps=(),
         requests=Requests(),
         checks=(),
-        diagnoses=(d,),
+        diagnoses=(diagnosis,),
         errors=(),
         error_count=0,
     )
@@ -180,7 +198,7 @@ def _logged_prediction(record: RunRecord) -> dict[str, Any] | None:
 
 _RUN_TITLES = {
     "crashed": "the engine crashed",
-    "timeout": "the run hung and was stopped",
+    "timeout": "the run did not finish within --timeout and was stopped",
     "interrupted": "the run was interrupted",
     "rejected": "the engine refused the scenario",
     "unavailable": "the engine could not start",
@@ -446,8 +464,9 @@ def _requests(facts: Facts) -> Iterator[RequestReport]:
                 reused_blocks=counts["reused_blocks"],
                 partial_reused_blocks=counts["partial_reused_blocks"],
                 missed_blocks=counts["missed_blocks"],
+                # copyBlock lines exist from 1.2 on: before, the count is unknown, not 0
                 onboarded_blocks=None
-                if r.onboard_copies is None
+                if r.onboard_copies is None or not facts.ev.prints_copies
                 else max(0, r.onboard_copies - (r.copied or 0)),
                 stored_blocks=r.stored_blocks,
             )

@@ -52,9 +52,9 @@ def cli(ctx: click.Context) -> None:
       kvverify run scenarios/abab.yaml      run a scenario and check what the engine printed
       kvverify check offloading_enabled.log check a saved log, offline
 
-    Exit codes: 0 all checks passed, 1 a check failed, 2 input unusable or not analyzable,
-    3 the engine crashed or could not start, or an internal error, 130 interrupted (a run
-    stopped by SIGTERM: 143).
+    Exit codes: 0 all checks passed, 1 a check failed, 2 input unusable, not analyzable or not
+    comparable, 3 the engine crashed or could not start, or an internal error, 130 interrupted
+    (a run stopped by SIGTERM: 143, by SIGHUP: 129).
     """
 
 

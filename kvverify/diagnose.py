@@ -189,6 +189,12 @@ CATALOG: dict[str, Cause] = {
         "an improvement, a new log format era or engine version, evidence that appeared: "
         "save a new baseline when the change is expected",
     ),
+    "baseline-not-saved": Cause(
+        "error",
+        "the baseline was not saved: the checks did not pass",
+        "a baseline records a release that passes its own checks; fix what the report shows "
+        "and save it again",
+    ),
     "no-baseline-entry": Cause(
         "error",
         "the baseline has no entry for this log",

@@ -320,7 +320,7 @@ class View:
                 return _missing("block counts unknown for this request", None, req.line)
             return Observation(hit_rate(reused, missed), where, line=req.line)
         if metric == "onboarded_blocks":
-            if req.onboard_copies is None:
+            if req.onboard_copies is None or not self.ev.prints_copies:
                 return _missing(
                     "no copyBlock lines before this request (TensorRT-LLM 1.2+ at "
                     "DEBUG prints them)",

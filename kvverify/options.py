@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable
@@ -102,12 +103,16 @@ def output_options(f: F) -> F:
     return decorated  # type: ignore[no-any-return]
 
 
-def check_writable(*paths: Path | None) -> None:
-    """Fail before any work when a report file cannot be written."""
+def check_writable(*paths: Path | None, make_parent: bool = False) -> None:
+    """Fail before any work when a report file cannot be written (``make_parent``: create
+    its directory first, as for a baseline that goes to a new ``baselines/``)."""
     for path in paths:
         if path is None:
             continue
         parent = path.parent if str(path.parent) else Path(".")
+        if make_parent and not parent.exists():
+            with contextlib.suppress(OSError):  # a directory that cannot be made: below
+                parent.mkdir(parents=True)
         if not parent.is_dir() or not os.access(parent, os.W_OK) or path.is_dir():
             raise KvverifyError(
                 "cannot write a report there",
@@ -140,12 +145,13 @@ def gate_options(f: F) -> F:
         tolerance: dict[str, Any],
         **kwargs: Any,
     ) -> Any:
-        check_writable(save_baseline)
+        check_writable(save_baseline, make_parent=True)
         if baseline is not None and not baseline.is_file():
             raise KvverifyError(
                 "no such baseline file",
                 where=str(baseline),
-                hint="save one first: kvverify check LOG --save-baseline FILE",
+                hint="save one first, from the current release: the same command with "
+                "--save-baseline FILE",
             )
         return f(*args, gate=Gate(baseline, save_baseline, tolerance), **kwargs)
 

@@ -108,7 +108,8 @@ def run_scenario(
     if name == "trtllm" and engine == "trtllm" and not base.has_tensorrt_llm(python):
         where = f" under {python}" if python else ""
         raise EngineUnavailable(
-            f"TensorRT-LLM is not installed{where} (no module named 'tensorrt_llm')",
+            f"the engine could not start: TensorRT-LLM is not installed{where} (no module "
+            "named 'tensorrt_llm')",
             hint=f"install it on this host (see the README), or {base.SIM_HINT}",
         )
     if dialect is not None and name != "sim":

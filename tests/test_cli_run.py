@@ -91,7 +91,8 @@ def test_auto_never_falls_back_to_the_model_in_ci(
     monkeypatch.setattr(kvverify.engines.base.importlib.util, "find_spec", lambda name: None)
     r = run("run", "--out", str(tmp_path / "out"), "--variant", "offload_off")
     assert r.code == 3
-    assert r.out == ""
+    assert "ENGINE UNAVAILABLE" in r.out  # the report says so too, not only stderr
+    assert "engine: sim" not in r.out
     assert "--engine auto never falls back to the reference model" in r.err
     assert "pass --engine sim" in r.err
     assert not (tmp_path / "out").exists()  # nothing ran
@@ -106,14 +107,32 @@ def test_trtllm_without_tensorrt_llm_is_a_broken_runner_not_a_bad_scenario(
 ) -> None:
     monkeypatch.setattr(kvverify.engines.base.importlib.util, "find_spec", lambda name: None)
     out = tmp_path / "out"
-    r = run("run", "--engine", "trtllm", "--out", str(out), "--variant", "offload_on")
+    junit = tmp_path / "r.xml"
+    r = run(
+        "run",
+        "--engine",
+        "trtllm",
+        "--out",
+        str(out),
+        "--variant",
+        "offload_on",
+        "--junit",
+        str(junit),
+        "--format",
+        "json",
+    )
     assert r.code == 3, r.err
-    assert r.out == ""
     assert r.err.splitlines()[0] == (
-        "kvverify: TensorRT-LLM is not installed (no module named 'tensorrt_llm')"
+        "kvverify: the engine could not start: TensorRT-LLM is not installed (no module named "
+        "'tensorrt_llm')"
     )
     assert "--engine sim" in r.err  # never a fallback to the model
     assert not out.exists() or not any(out.iterdir())  # nothing ran
+    # A CI job reads the report files, not stderr: they say it too.
+    (log,) = report_of(r.out)["logs"]
+    assert (log["verdict"], log["variant"]) == ("engine_unavailable", "offload_on")
+    assert log["diagnoses"][0]["code"] == "run-unavailable"
+    assert 'type="engine_unavailable"' in junit.read_text()
 
 
 def test_a_tensorrt_llm_that_fails_to_import_is_exit_3_with_the_error_in_one_line(

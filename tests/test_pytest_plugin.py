@@ -324,8 +324,8 @@ def test_auto_in_ci_without_tensorrt_llm_fails_each_test_saying_so_and_runs_noth
     result.stdout.fnmatch_lines(
         [
             "kvverify: the engine could not start (exit 3)",
-            "TensorRT-LLM is not installed, and in CI (CI is set) --engine auto never falls "
-            "back to the reference model",
+            "the engine could not start: TensorRT-LLM is not installed, and in CI (CI is set) "
+            "--engine auto never falls back to the reference model",
             "  with pytest: --kvverify-engine sim *",
             "FAILED abab.yaml::offload_off - the engine could not start (exit 3): *",
         ]

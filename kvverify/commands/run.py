@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kvverify import exitcodes
+from kvverify.check import not_run, report
 from kvverify.console import console
+from kvverify.errors import EngineUnavailable
 from kvverify.gate.diff import Gate
 from kvverify.gate.gates import apply as apply_gate
 from kvverify.options import Output
@@ -31,18 +34,28 @@ def main(
     gate: Gate,
     output: Output,
 ) -> int:
-    outcome = run_scenario(
-        scenario or str(builtin_scenario()),
-        variants=variants,
-        engine=engine,
-        out_dir=out_dir,
-        overwrite=overwrite,
-        timeout=None if timeout <= 0 else timeout,
-        dialect=dialect,
-        python=python,
-        progress=Progress(),
-        notice=lambda text: console.err(f"kvverify: {text}"),
-    )
+    path = scenario or str(builtin_scenario())
+    try:
+        outcome = run_scenario(
+            path,
+            variants=variants,
+            engine=engine,
+            out_dir=out_dir,
+            overwrite=overwrite,
+            timeout=None if timeout <= 0 else timeout,
+            dialect=dialect,
+            python=python,
+            progress=Progress(),
+            notice=lambda text: console.err(f"kvverify: {text}"),
+        )
+    except EngineUnavailable as exc:  # a broken runner: said in every report, exit 3
+        console.err(f"kvverify: {exc.render()}")
+        from kvverify.scenario import load
+
+        chosen = load(path)
+        logs = [not_run(chosen.name, v.name, exc) for v in chosen.select(variants)]
+        publish(report(logs), output)
+        return exitcodes.ENGINE
     result = outcome.report
     result = apply_gate(result, gate, outcome.tolerance)
     publish(result, output)

@@ -97,19 +97,23 @@ def has_tensorrt_llm(python: str | None = None) -> bool:
 
 def resolve(choice: str, *, python: str | None = None, ci: bool | None = None) -> EngineName:
     """``auto`` is TensorRT-LLM when it is installed, else the reference model, except in CI
-    (the ``CI`` variable set): there a runner without TensorRT-LLM is broken, and falling back
-    to the model would turn the gate green on no evidence at all."""
+    (the ``CI`` variable set) and with ``--python``: there a runner without TensorRT-LLM is
+    broken, and falling back to the model would turn the gate green on no evidence at all."""
     if choice not in ENGINE_CHOICES:
         raise EngineUnavailable(f"unknown engine {choice!r}", hint="choose auto, trtllm or sim")
     if choice != "auto":
         return choice  # type: ignore[return-value]
     if has_tensorrt_llm(python):
         return "trtllm"
-    if ci if ci is not None else in_ci():
-        where = f" under {python}" if python else ""
+    if python is not None:  # that interpreter is there to run TensorRT-LLM: no fallback
         raise EngineUnavailable(
-            f"TensorRT-LLM is not installed{where}, and in CI (CI is set) --engine auto never "
-            "falls back to the reference model",
+            f"the engine could not start: TensorRT-LLM is not installed under {python}",
+            hint="give the python of the environment that holds TensorRT-LLM",
+        )
+    if ci if ci is not None else in_ci():
+        raise EngineUnavailable(
+            "the engine could not start: TensorRT-LLM is not installed, and in CI (CI is set) "
+            "--engine auto never falls back to the reference model",
             hint=f"install TensorRT-LLM on this runner, or {SIM_HINT}",
         )
     return "sim"

@@ -25,8 +25,9 @@ from kvverify.plan import Plan, Step
 from kvverify.text import clean
 
 INSTALL_HINT = (
-    "install TensorRT-LLM on a GPU host (pip install 'kvverify[trtllm]', see NVIDIA's install "
-    "guide), or run on the reference model with --engine sim"
+    "install TensorRT-LLM on a GPU host (NVIDIA's install guide; kvverify's trtllm extra "
+    "declares it: pip install '.[trtllm]' from a kvverify checkout), or run on the reference "
+    "model with --engine sim"
 )
 
 #: KV-cache fields of the iteration statistics worth keeping in the log.

@@ -78,6 +78,12 @@ def parse_tolerance(name: str, text: str, where: str = "--tolerance") -> Toleran
             "latency_ms",
         )
     m = _TOLERANCE.fullmatch(text.strip())
+    if m is None and text.strip().startswith("-"):
+        raise KvverifyError(
+            f"tolerance {quote(text)} for {name} is negative",
+            where=where,
+            hint="a tolerance is how far a metric may move the worse way: 0 or more",
+        )
     if m is None:
         raise KvverifyError(
             f"tolerance {quote(text)} for {name} is not a number",
@@ -202,8 +208,17 @@ def _tolerance_for(name: str, given: Mapping[str, Tolerance], old: Entry) -> Tol
     return None
 
 
+#: What a baseline entry must show to be a reference: reuse, in the summary or per request.
+_REFERENCE = ("reused_blocks", "reused_tokens", "cache_hit_rate")
+
+
 def comparable(old: Entry, new: Entry) -> str:
     """Why two entries cannot be compared, or nothing."""
+    if not any(m in old.metrics for m in _REFERENCE) and not old.requests and not old.steps:
+        return (
+            f"{old.key}: the old side shows no reuse at all (no summary, no request): it is no "
+            "reference (a baseline is saved only from checks that pass)"
+        )
     if old.engine != new.engine and "unknown" not in (old.engine, new.engine):
         names = {"sim": "kvverify's reference model", "trtllm": "TensorRT-LLM"}
         return (
@@ -366,7 +381,8 @@ def _pairs(old: Baseline, new: Baseline) -> tuple[list[tuple[Entry, Entry]], lis
                     None,
                     None,
                     "fail",
-                    f"{key} is not on the new side",
+                    f"{key} is in the old side but not in the new one (compare gates every "
+                    "entry of OLD: run every variant, or compare the variants that ran)",
                 )
             )
         else:

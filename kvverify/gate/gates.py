@@ -183,6 +183,15 @@ def apply(result: CheckReport, gate: Gate, tolerances: Tolerances | None = None)
     scenario's tolerances (per variant) are kept in a saved baseline; the command line's win
     over them."""
     if gate.save is not None:
+        if result.verdict != "pass":
+            # A reference must be evidence that passed: a failing, crashed or unanalyzable
+            # run would make every later run look fine against it. Said in every report.
+            why = diagnose.make(
+                "baseline-not-saved",
+                f"{gate.save}: the checks did not pass (verdict {result.verdict}); nothing written",
+            )
+            logs = tuple(dataclasses.replace(g, diagnoses=(*g.diagnoses, why)) for g in result.logs)
+            return dataclasses.replace(result, logs=logs)
         from kvverify.gate.baseline import save as save_baseline
 
         save_baseline(from_report(result, tolerances, str(gate.save)), gate.save)

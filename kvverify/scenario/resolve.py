@@ -6,6 +6,7 @@ A variant's ``engine``, ``sampling`` and ``prompts`` merge into the scenario's k
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,10 @@ def loads(text: str, path: str = "<scenario>", *, base_dir: Path | None = None) 
     try:
         spec = ScenarioSpec.model_validate(doc.data)
     except ValidationError as exc:
-        raise ScenarioError(_sorted(problems + messages(exc, doc)), where=path) from None
+        # The schema failed, so no variant resolves; what can still be checked on the raw
+        # document is reported too, so that one round of fixes is enough.
+        found = problems + messages(exc, doc) + _raw_problems(doc)
+        raise ScenarioError(_sorted(found), where=path) from None
     variants: dict[str, Variant] = {}
     names = list(spec.variants) or ["default"]
     for name in names:
@@ -151,6 +155,47 @@ def loads(text: str, path: str = "<scenario>", *, base_dir: Path | None = None) 
     if problems:
         raise ScenarioError(_sorted(problems), where=path)
     return Scenario(path=path, spec=spec, variants=variants)
+
+
+def _raw_problems(doc: Document) -> list[str]:
+    """Expectations that do not parse and steps naming a prompt that does not exist, read on
+    the raw document (for when the schema fails and nothing resolves)."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    out: list[str] = []
+    variants: dict[str, Any] = data["variants"] if isinstance(data.get("variants"), dict) else {}
+    scopes: list[tuple[Loc, Any]] = [((), data)]
+    scopes += [(("variants", name), v) for name, v in variants.items() if isinstance(v, dict)]
+    prompts = set(data.get("prompts") or {}) if isinstance(data.get("prompts"), dict) else set()
+    for base, node in scopes:
+        items = node.get("expect")
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, str):
+                continue
+            loc: Loc = (*base, "expect", i)
+            try:
+                parse(item, source="scenario")
+            except KvverifyError as exc:
+                hint = f" ({exc.hint})" if exc.hint else ""
+                out.append(f"{doc.at(loc)}: {dotted(loc)}: {exc.message}{hint}")
+        own = node.get("prompts")
+        known = prompts | (set(own) if isinstance(own, dict) else set())
+        for loc, used in _raw_step_names(node.get("steps"), (*base, "steps")):
+            if prompts and used not in known:
+                out.append(
+                    f"{doc.at(loc)}: {dotted(loc)}: no prompt named {quote(used)}"
+                    f"{did_you_mean(used, known)}"
+                )
+    return out
+
+
+def _raw_step_names(items: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if isinstance(item, str):
+            yield (*loc, i), item
+        elif isinstance(item, dict) and isinstance(item.get("prompt"), str):
+            yield (*loc, i, "prompt"), item["prompt"]
+        elif isinstance(item, dict):
+            yield from _raw_step_names(item.get("steps"), (*loc, i, "steps"))
 
 
 def _sorted(problems: list[str]) -> list[str]:
