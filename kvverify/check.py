@@ -118,6 +118,7 @@ def _empty(path: str, verdict: Verdict, diagnosis: Diagnosis) -> LogReport:
         era=None,
         families=(),
         metrics={},
+        rank_metrics={},
         lines=0,
         runs=0,
         ranks=(),
@@ -179,6 +180,7 @@ def check_events(events: Iterable[Event], path: str, inputs: Inputs) -> LogRepor
         era=derive_facts.era(ev, record),
         families=derive_facts.families(ev, record),
         metrics=_metrics(view),
+        rank_metrics=_rank_metrics(view),
         lines=ev.shape.lines if ev.shape else 0,
         runs=ev.runs,
         ranks=tuple(ev.ranks()),
@@ -237,6 +239,8 @@ def _verdict(checks: list[Check], record: RunRecord) -> Verdict:
         return "engine_unavailable"
     if status == "rejected":
         return "not_analyzable"  # the engine refused the scenario: the input is wrong
+    if status is not None and status != "ok":
+        return "crashed"  # an ending this kvverify does not know is not a pass
     statuses = {c.status for c in checks}
     if "fail" in statuses:
         return "fail"
@@ -267,8 +271,24 @@ def _evaluate(exp: Expectation, view: View) -> Check:
     )
 
 
-def _matches(predicted: dict[str, Any] | None, view: View) -> list[Check]:
-    """``{matches: predicted}``: each metric observed against the reference model's number."""
+def _matches(predicted: Any, view: View) -> list[Check]:
+    """``{matches: predicted}``: each metric observed against the reference model's number
+    (a damaged prediction in the log is said so, not read)."""
+    try:
+        return _matches_checked(predicted, view)
+    except (AttributeError, TypeError, ValueError, KeyError):
+        return [
+            Check(
+                expression="matches predicted",
+                source="log",
+                observed=None,
+                status="not_analyzable",
+                reason="the prediction kvverify run wrote into the log is damaged",
+            )
+        ]
+
+
+def _matches_checked(predicted: dict[str, Any] | None, view: View) -> list[Check]:
     if not predicted or not predicted.get("match"):
         return []
     if "error" in predicted:
@@ -349,7 +369,7 @@ def _expectations(inputs: Inputs, record: RunRecord, path: str) -> list[Expectat
         return inputs.scenario_expectations
     if record.run is not None and record.run.expect:
         try:
-            return parse_all(list(record.run.expect), "log")
+            return parse_all([str(t) for t in record.run.expect], "log")
         except KvverifyError as exc:
             exc.where = f"{path}: expectation written by kvverify run ({exc.where})"
             raise
@@ -431,6 +451,23 @@ def _metrics(view: View) -> dict[str, float | None]:
     """Every engine metric of the final engine, observed the way a check observes it."""
     return {
         name: view.observe(Expectation(name, (), name, ">=", 0)).value for name in ENGINE_METRICS
+    }
+
+
+#: What a baseline keeps of each other rank: its final manager's summary.
+_RANK_METRICS = ("missed_blocks", "reused_blocks", "cache_hit_rate", "reused_tokens")
+
+
+def _rank_metrics(view: View) -> dict[str, dict[str, float | None]]:
+    """The summary of every rank's final manager but the lowest's (which ``metrics`` holds),
+    observed the way a ``rank[N].`` check observes it."""
+    ranks = [r for r in view.ev.ranks() if r is not None][1:]
+    return {
+        str(r): {
+            m: view.observe(Expectation(m, (Scope("rank", r),), m, ">=", 0)).value
+            for m in _RANK_METRICS
+        }
+        for r in ranks
     }
 
 

@@ -168,7 +168,7 @@ def check(
 )
 @click.option(
     "--timeout",
-    type=float,
+    type=click.FloatRange(min=0, max=1e9),
     default=1800.0,
     show_default=True,
     metavar="SECONDS",

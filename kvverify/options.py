@@ -145,6 +145,15 @@ def gate_options(f: F) -> F:
         tolerance: dict[str, Any],
         **kwargs: Any,
     ) -> Any:
+        if (
+            baseline is not None
+            and save_baseline is not None
+            and (baseline.resolve() == save_baseline.resolve())
+        ):
+            raise click.UsageError(
+                "--baseline and --save-baseline name the same file: the run would replace its "
+                "own reference and then pass against itself"
+            )
         check_writable(save_baseline, make_parent=True)
         if baseline is not None and not baseline.is_file():
             raise KvverifyError(

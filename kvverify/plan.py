@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: The most requests one variant may run (``repeat`` multiplies quickly).
+MAX_STEPS = 10_000
+
 
 @dataclass(frozen=True)
 class Step:

@@ -335,7 +335,7 @@ class ScenarioItem(pytest.Item):
             out_dir=self.file.directory,
             # The directory is this session's own: a variant's log is only ever replaced
             # when the same test runs again in the same session.
-            overwrite=True,
+            overwrite="variants",
             timeout=settings.timeout,
             notice=notices.append,
             root=settings.out_root,

@@ -144,6 +144,8 @@ class LogReport:
     families: tuple[str, ...]  # evidence families the log shows ('addSequence', 'copyBlock')
     #: every engine metric of the final engine (null: the log cannot say)
     metrics: dict[str, float | None]
+    #: the summary metrics of each other rank's final manager, by rank (tensor parallelism)
+    rank_metrics: dict[str, dict[str, float | None]]
     lines: int
     runs: int
     ranks: tuple[int | None, ...]

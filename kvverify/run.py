@@ -23,7 +23,7 @@ from kvverify.errors import EngineUnavailable, KvverifyError
 from kvverify.plan import Plan, Prompt
 from kvverify.predict import marker_for
 from kvverify.result import CheckReport
-from kvverify.rundir import DEFAULT_ROOT, claim_directory
+from kvverify.rundir import DEFAULT_ROOT, Overwrite, claim_directory
 from kvverify.runner.supervise import Progress, RunResult, run_variant
 from kvverify.scenario import Scenario, Variant, load
 
@@ -85,7 +85,7 @@ def run_scenario(
     variants: tuple[str, ...] = (),
     engine: str = "auto",
     out_dir: Path | None = None,
-    overwrite: bool = False,
+    overwrite: Overwrite | bool = False,
     timeout: float | None = None,
     dialect: str | None = None,
     python: str | None = None,

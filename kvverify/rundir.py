@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Literal
 
 from kvverify.errors import InputError, KvverifyError
 
@@ -24,6 +25,9 @@ def run_logs(directory: Path) -> list[Path]:
     logs = sorted(directory.glob("*.log"))
     if not logs and (directory / LATEST).is_dir():
         logs = sorted((directory / LATEST).glob("*.log"))
+    named = directory / f"{LATEST}.txt"  # where symlinks cannot be made
+    if not logs and named.is_file():
+        logs = sorted((directory / named.read_text(encoding="utf-8").strip()).glob("*.log"))
     if not logs:
         raise InputError(
             "holds no logs: not a run directory",
@@ -33,17 +37,23 @@ def run_logs(directory: Path) -> list[Path]:
     return logs
 
 
+Overwrite = Literal["no", "run", "variants"]
+
+
 def claim_directory(
     scenario: str,
     out_dir: Path | None,
-    overwrite: bool,
+    overwrite: Overwrite | bool,
     variants: list[str],
     *,
     root: Path = DEFAULT_ROOT,
 ) -> Path:
     """The directory this run writes to, created and checked writable before any engine
-    starts. Never one that holds an earlier run's logs, unless ``overwrite``. Without
-    ``out_dir``, a new one below ``root/<scenario>/``."""
+    starts. Never one that holds an earlier run's logs, unless ``overwrite``: ``"run"`` (or
+    True, ``--overwrite``) replaces the whole earlier run, so that a directory never mixes two
+    runs' logs; ``"variants"`` only the variants run (a session adding to its own directory,
+    as the pytest plugin does). Without ``out_dir``, a new one below ``root/<scenario>/``."""
+    mode: Overwrite = ("run" if overwrite else "no") if isinstance(overwrite, bool) else overwrite
     try:
         if out_dir is None:
             directory = _new_run_directory(root / scenario)
@@ -51,7 +61,7 @@ def claim_directory(
             directory = out_dir
             directory.mkdir(parents=True, exist_ok=True)
             earlier = sorted(p.name for p in directory.glob("*.log"))
-            if earlier and not overwrite:
+            if earlier and mode == "no":
                 raise KvverifyError(
                     f"already holds logs of an earlier run ({', '.join(earlier[:4])}"
                     + (", ..." if len(earlier) > 4 else "")
@@ -60,8 +70,14 @@ def claim_directory(
                     hint="give a new directory, leave out --out (each run then gets its own), "
                     "or add --overwrite to replace them",
                 )
-            for variant in variants if overwrite else ():
-                (directory / f"{variant}.log").unlink(missing_ok=True)
+            replaced = {
+                "no": [],
+                "run": list(directory.glob("*.log")),
+                "variants": [directory / f"{v}.log" for v in variants],
+            }[mode]
+            for log in replaced:
+                log.unlink(missing_ok=True)
+                log.with_suffix(".plan.json").unlink(missing_ok=True)
         probe = directory / ".kvverify-write-test"
         probe.write_bytes(b"")
         probe.unlink()

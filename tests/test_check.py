@@ -357,3 +357,37 @@ def test_a_failed_engine_api_is_named_when_it_leaves_a_check_without_evidence() 
     d = next(d for d in r.diagnoses if d.code == "engine-api-error")
     assert d.severity == "error"
     assert "get_stats() raised TypeError: unexpected keyword argument 'timeout'" in d.detail
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "[TensorRT-LLM][DEBUG] addSequence: Request 18446744073709551616, inputLength 40, "
+        "prepopulatedPromptLen 0\n",
+        "[TensorRT-LLM][DEBUG] addSequence: Request 5, inputLength 99999999999999999999999, "
+        "prepopulatedPromptLen 0\n",
+        '[kvverify] {"v":1,"t":"iter_stats","stats":[{"kvCacheIterationStats":{"256":'
+        '{"iterOffloadBlocks":null,"iterOnboardBlocks":"x"}}}]}\n',
+        '[kvverify] {"v":1,"t":"kv_events","events":[1,"x",{"data":3}]}\n',
+        '[kvverify] {"v":1,"t":"ready","predicted":{"match":[7],"summary":5}}\n',
+        '[kvverify] {"v":1,"t":"run","scenario":"s","variant":"v","engine":"sim","expect":'
+        '["reuse"],"steps":100000000000}\n',
+    ],
+)
+def test_damaged_lines_never_crash_the_check(damage: str) -> None:
+    # Numbers TensorRT-LLM cannot print and markers an upgrade (or a broken disk) mangled:
+    # the line is left out or said to be damaged; the check goes on, never a traceback.
+    r = check(seed_log("1.2") + damage)
+    assert r.verdict in ("pass", "fail", "not_analyzable")
+    assert to_json(report([r]))
+
+
+def test_an_expectation_of_the_wrong_type_in_the_log_is_one_message(tmp_path: Path) -> None:
+    from kvverify.check import check_paths
+
+    log = tmp_path / "x.log"
+    run = '[kvverify] {"v":1,"t":"run","scenario":"s","variant":"v","engine":"sim","expect":[1]}'
+    log.write_text(run + "\n" + seed_log("1.2"))
+    (checked,) = check_paths([str(log)], Inputs()).logs
+    assert checked.verdict == "not_analyzable"
+    assert "expectation written by kvverify run" in checked.diagnoses[0].detail

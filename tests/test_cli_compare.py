@@ -3,6 +3,7 @@ checks with ``--baseline``: what a CI job decides an upgrade by."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -261,3 +262,107 @@ def test_each_variant_keeps_its_own_tolerances_in_the_baseline(run: Run, tmp_pat
         "latency_ms": "10%",
     }
     assert entries["abab/offload_off"]["tolerance"] == {"latency_ms": "10%"}
+
+
+def test_a_side_that_is_not_a_baseline_is_never_read_as_a_log_without_evidence(
+    run: Run, baseline: Path, tmp_path: Path
+) -> None:
+    """What a reviewer found passing in silence: a compressed, BOM-prefixed, re-sorted or
+    wrong-kind JSON file read as a log with no evidence, and every number then "appearing"."""
+    data = json.loads(baseline.read_text())
+    bom = tmp_path / "bom.json"
+    bom.write_text("\ufeff" + json.dumps(data, sort_keys=True, indent=1))  # schema past 4 KB
+    assert run("compare", str(bom), str(DISABLED)).code == 1  # read as the baseline it is
+    report = tmp_path / "report.json"
+    run("check", "--json", str(report), str(ENABLED))
+    r = run("compare", str(report), str(DISABLED))
+    assert r.code == 2
+    assert "it is a kvverify/check-report, not a baseline" in r.err
+    gz = tmp_path / "b.json.gz"
+    gz.write_bytes(gzip.compress(baseline.read_bytes()))
+    junk = tmp_path / "junk.log"
+    junk.write_text("hello\n")
+    for old, new in ((gz, DISABLED), (junk, junk)):
+        r = run("compare", str(old), str(new), "--format", "json")
+        assert r.code == 2, r.out
+        assert "shows no reuse at all" in json.loads(r.out)["reason"]
+
+
+def test_baseline_and_save_baseline_cannot_be_the_same_file(run: Run, baseline: Path) -> None:
+    before = baseline.read_bytes()
+    r = run("check", "--baseline", str(baseline), "--save-baseline", str(baseline), str(DISABLED))
+    assert r.code == 2
+    assert "name the same file" in r.err
+    assert baseline.read_bytes() == before
+
+
+def test_a_baseline_is_saved_only_from_checks_that_pass(run: Run, tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "b.json"  # its directory is made
+    r = run("check", "--save-baseline", str(path), str(DISABLED))  # "reuse happened" fails
+    assert r.code == 1
+    assert not path.exists()
+    assert "baseline-not-saved" in r.out
+    assert run("check", "-e", "no-reuse", "--save-baseline", str(path), str(DISABLED)).code == 0
+    assert path.is_file()
+
+
+def test_a_drop_on_another_rank_fails(run: Run, tmp_path: Path) -> None:
+    tp2 = GOLDEN / "tp2-2026.log"
+    base = tmp_path / "tp2.json"
+    run("check", "--save-baseline", str(base), str(tp2))
+    lines = tp2.read_text().splitlines(keepends=True)
+    rank1 = [i for i, ln in enumerate(lines) if "[RANK 1]" in ln and " - reused blocks:" in ln][-1]
+    lines[rank1] = lines[rank1].replace(
+        "reused blocks:                       4", "reused blocks:                       1"
+    )
+    worse = tmp_path / "tp2.log"
+    worse.write_text("".join(lines))
+    r = run("compare", str(base), str(worse), "--format", "json")
+    assert r.code == 1, r.out
+    failed = {f["name"] for f in findings(r.out) if f["status"] == "fail"}
+    assert "rank[1].reused_blocks" in failed
+
+
+def test_two_logs_of_one_name_are_two_entries(run: Run, tmp_path: Path) -> None:
+    for name, log in (("a", ENABLED), ("b", DISABLED)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.log").write_bytes(log.read_bytes())
+    base = tmp_path / "two.json"
+    run(
+        "check",
+        "-e",
+        "errors == 0",
+        "--save-baseline",
+        str(base),
+        *(str(tmp_path / n / "run.log") for n in "ab"),
+    )
+    entries = json.loads(base.read_text())["entries"]
+    assert len(entries) == 2
+    assert {e["metrics"]["reused_blocks"] for e in entries.values()} == {0, 4}
+
+
+def test_infinite_values_keep_the_comparison_strict_json(run: Run, tmp_path: Path) -> None:
+    text = ENABLED.read_text().replace(
+        "reused unique blocks percentage (%): 12.90", "reused unique blocks percentage (%): inf"
+    )
+    inf = tmp_path / "inf.log"
+    inf.write_text(text)
+    base = tmp_path / "inf.json"
+    run("check", "--save-baseline", str(base), str(inf))
+    r = run("compare", str(base), str(ENABLED), "--format", "json")
+    found = {f["name"]: f for f in findings(r.out)}  # schema-valid: delta a number or null
+    assert found["reused_unique_blocks_percent"]["delta"] is None
+    assert r.code == 1  # inf -> 12.9 is a drop
+
+
+def test_tolerances_are_numbers_of_any_notation_but_not_negative(run: Run, baseline: Path) -> None:
+    ok = run("compare", str(baseline), str(ENABLED), "--tolerance", "cache_hit_rate=1e-5")
+    assert ok.code == 0
+    for bad, why in (
+        ("-1", "is negative"),
+        ("nan", "is not a number"),
+        ("1e999", "is not a number"),
+    ):
+        r = run("compare", str(baseline), str(ENABLED), "--tolerance", f"cache_hit_rate={bad}")
+        assert r.code == 2
+        assert why in r.err

@@ -581,3 +581,15 @@ def test_python_runs_the_engine_under_the_interpreter_of_another_environment(
     )
     assert bad.code == 3
     assert "cannot run the interpreter" in bad.err
+
+
+def test_overwrite_replaces_the_whole_earlier_run(run: Run, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run("run", "--engine", "sim", "--out", str(out)).code == 0
+    assert sorted(p.name for p in out.glob("*.log")) == ["offload_off.log", "offload_on.log"]
+    again = run(
+        "run", "--engine", "sim", "--out", str(out), "--overwrite", "--variant", "offload_on"
+    )
+    assert again.code == 0
+    # the earlier run's other variant is gone: a directory never mixes two runs
+    assert sorted(p.name for p in out.glob("*.log")) == ["offload_on.log"]

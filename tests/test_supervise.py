@@ -114,3 +114,23 @@ def test_nohup_keeps_sighup_ignored(tmp_path: Path) -> None:
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
     assert "exit 143" in stdout  # the report says the exit code the process has
+
+
+def test_another_interpreter_gets_none_of_kvverifys_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from kvverify.run import plan_for
+    from kvverify.runner.supervise import environment
+    from kvverify.scenario import load
+
+    ours = str(Path(sys.executable).parent)
+    monkeypatch.setenv("VIRTUAL_ENV", str(Path(sys.prefix)))
+    monkeypatch.setenv("PATH", os.pathsep.join([ours, "/usr/bin"]))
+    scenario = load(SCENARIO)
+    plan = plan_for(scenario, scenario.variants["offload_on"], "trtllm", None)
+    other = tmp_path / "env" / "bin" / "python"
+    env = environment(plan, str(tmp_path / "shim"), str(other))
+    assert "VIRTUAL_ENV" not in env
+    assert env["PATH"].split(os.pathsep) == [str(other.parent), "/usr/bin"]
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path / "shim")
+    assert environment(plan)["PATH"].split(os.pathsep)[0] == ours  # its own: untouched

@@ -83,15 +83,28 @@ def has_tensorrt_llm(python: str | None = None) -> bool:
     """Whether ``tensorrt_llm`` is importable (found, not imported) here or under ``python``."""
     if python is None:
         return importlib.util.find_spec("tensorrt_llm") is not None
-    code = "import importlib.util, sys; sys.exit(importlib.util.find_spec('tensorrt_llm') is None)"
+    code = (
+        "import importlib.util, sys\n"
+        "if sys.version_info < (3, 10): print('.'.join(map(str, sys.version_info[:3]))); "
+        "sys.exit(4)\n"
+        "sys.exit(importlib.util.find_spec('tensorrt_llm') is None)"
+    )
     try:
-        done = subprocess.run([python, "-c", code], capture_output=True, timeout=120, check=False)
+        done = subprocess.run(
+            [python, "-c", code], capture_output=True, text=True, timeout=120, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise EngineUnavailable(
             f"cannot run the interpreter: {exc}",
             where=f"--python {python}",
             hint="give the python of the environment that holds TensorRT-LLM",
         ) from None
+    if done.returncode == 4:  # kvverify's worker needs Python 3.10, as TensorRT-LLM does
+        raise EngineUnavailable(
+            f"Python {done.stdout.strip()} is too old for kvverify's worker (3.10 or newer)",
+            where=f"--python {python}",
+            hint="give the python of the environment that holds TensorRT-LLM",
+        )
     return done.returncode == 0
 
 

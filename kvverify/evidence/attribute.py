@@ -116,6 +116,9 @@ _PACKED = (
 )
 NONE = -(1 << 63)  # a packed field the log did not show
 _BLANK = array("q", [NONE] * len(_PACKED))
+#: Numbers above this cannot come from TensorRT-LLM (``%lu`` ids, ``%d`` lengths): a line
+#: holding one is damaged and left out.
+_HUGE = 1 << 62
 #: Requests kept as objects (in flight); older ones are packed, 96 bytes each.
 OPEN_LIMIT = 4096
 #: Request ids whose latest request a late line can still reach (ids come back): far more
@@ -358,6 +361,8 @@ class Attributor:
         self._current: dict[int | None, Segment] = {}
         self._run = 0
         self._run_floor = 0  # segments of earlier runs never take a summary
+        self._cursor: dict[tuple[int | None, int | None], int] = {}  # see _place
+        self._per_rank: dict[int | None, int] = {}  # segments made on each rank
         self._open_blocks: dict[tuple[int | None, int | None], SummaryBlock] = {}
         # Per rank: counts of lookups/copies waiting for the next addSequence.
         self._pending: dict[int | None, list[int]] = {}
@@ -370,7 +375,8 @@ class Attributor:
     # -- segments ------------------------------------------------------------------------------
 
     def _new_segment(self, rank: int | None, line: int) -> Segment:
-        index = sum(1 for s in self.ev.segments if s.rank == rank)
+        index = self._per_rank.get(rank, 0)
+        self._per_rank[rank] = index + 1
         seg = Segment(index=index, rank=rank, line=line, run=self._run)
         self._settle(rank)  # lines no request claimed stay the old segment's
         old = self._current.get(rank)
@@ -498,6 +504,8 @@ class Attributor:
         p[5] += e.offloads
 
     def _prepopulated(self, e: PrepopulatedLength) -> None:
+        if max(e.request_id, abs(e.length), e.prompt_len) >= _HUGE:
+            return
         self.ev.families.add("prepopulatedPromptLength")
         seg = self._current.get(e.rank)
         req = (
@@ -508,8 +516,12 @@ class Attributor:
             req.reused_tokens = e.length
         else:
             self._pending_prepop[(e.rank, e.request_id)] = e.length
+            if len(self._pending_prepop) > RECENT_LIMIT:  # lines no addSequence ever claims
+                del self._pending_prepop[next(iter(self._pending_prepop))]
 
     def _release(self, e: ReleaseBlocks) -> None:
+        if max(e.request_id, e.stored) >= _HUGE:
+            return
         self.ev.families.add("releaseBlocks")
         self.ev.prints_copies = True
         req = self._segment_for_use(e.rank, e.line).requests.latest(e.request_id)
@@ -601,6 +613,8 @@ class Attributor:
         return seg
 
     def _add_sequence(self, e: AddSequence) -> None:
+        if e.request_id > PADDING_REQUEST_ID or max(e.input_length, abs(e.prepopulated)) >= _HUGE:
+            return
         self.ev.families.add("addSequence")
         if e.connector_matched is not None or e.window is not None:
             self.ev.prints_copies = True
@@ -650,18 +664,26 @@ class Attributor:
 
     def _place(self, block: SummaryBlock) -> None:
         """First in, first out: the oldest segment of this rank and run without a summary for
-        this window takes it; else a new segment (a log that holds only summaries)."""
-        for seg in self.ev.segments[self._run_floor :]:
-            if seg.rank != block.rank or seg.run != self._run:
-                continue
-            if any(s.window == block.window for s in seg.summaries):
-                continue
-            known = set(seg.primary_blocks) - {None}
-            if block.window is not None and known and block.window not in known:
-                continue
-            break
+        this window takes it; else a new segment (a log that holds only summaries). A cursor
+        per rank and window remembers where the search may start (segments before it have
+        that window's summary, or are another rank's): a log of thousands of managers is not
+        searched from its start for each summary."""
+        key = (block.rank, block.window)
+        segments = self.ev.segments
+        i = max(self._cursor.get(key, 0), self._run_floor)
+        while i < len(segments):
+            seg = segments[i]
+            if seg.rank == block.rank and seg.run == self._run:
+                known = set(seg.primary_blocks) - {None}
+                taken = any(s.window == block.window for s in seg.summaries)
+                fits = block.window is None or not known or block.window in known
+                if not taken and fits:
+                    break
+            i += 1
         else:
             seg = self._new_segment(block.rank, block.line)
+            i = len(segments) - 1
+        self._cursor[key] = i + 1
         seg.used = True
         block.segment = seg.index
         seg.summaries.append(block)

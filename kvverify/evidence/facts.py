@@ -9,6 +9,7 @@ evidence; everything downstream reads these facts instead of deriving its own.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 from kvverify import markers
 from kvverify.evidence.attribute import NONE, PADDING_REQUEST_ID, Evidence, Request, Segment
+from kvverify.plan import MAX_STEPS
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,9 @@ def step_plan(given: StepPlan | None, record: RunRecord) -> StepPlan | None:
         return given
     ready = record.ready
     lengths = ready.prompt_lengths if ready is not None else ()
+    # A damaged marker may claim any number: no plan is longer than a scenario can be.
     return StepPlan(
-        prompt_lengths=lengths or (None,) * record.run.steps,
+        prompt_lengths=lengths[:MAX_STEPS] or (None,) * min(record.run.steps, MAX_STEPS),
         max_batch_size=ready.max_batch_size if ready is not None else None,
     )
 
@@ -112,23 +115,36 @@ class Offloads:
     source: str
 
 
+def _count(value: object) -> bool:
+    """A block count as JSON carries it: a finite number (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def marker_offloads(record: RunRecord) -> Offloads | None:
     """From the run's own markers: iteration statistics (``kvCacheIterationStats``), else
     KV-cache events (``updated`` cache_level 0->1 and 1->0)."""
     off = on = 0
     seen = False
     for stat in record.stats:
-        for w in (stat.get("kvCacheIterationStats") or {}).values():
-            if isinstance(w, dict) and "iterOffloadBlocks" in w:
+        windows = stat.get("kvCacheIterationStats") if isinstance(stat, dict) else None
+        for w in windows.values() if isinstance(windows, dict) else ():
+            counts = (
+                (w.get("iterOffloadBlocks"), w.get("iterOnboardBlocks"))
+                if isinstance(w, dict)
+                else (None, None)
+            )
+            if all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
                 seen = True
-                off += int(w.get("iterOffloadBlocks", 0))
-                on += int(w.get("iterOnboardBlocks", 0))
+                off += counts[0]  # type: ignore[operator]
+                on += counts[1]  # type: ignore[operator]
     if seen:
         return Offloads(off, on, "iteration statistics of the run")
     if not record.events:
         return None
     for event in record.events:
-        data = event.get("data") or {}
+        data = event.get("data") if isinstance(event, dict) else None
+        if not isinstance(data, dict):
+            continue
         level = data.get("cache_level") if data.get("type") == "updated" else None
         if isinstance(level, dict):
             change = (level.get("old_value"), level.get("new_value"))

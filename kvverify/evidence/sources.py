@@ -34,7 +34,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 
 def _binary(where: str) -> InputError:
     return InputError(
-        "not a text log: it holds binary data (NUL bytes) near its start",
+        "not a text log: it holds binary data (NUL bytes) at its start",
         where=where,
         hint="give the captured text output of the engine; gzip, xz, bzip2 and zstd "
         "logs are read as they are",
@@ -44,7 +44,10 @@ def _binary(where: str) -> InputError:
 def check_text(head: bytes, where: str) -> None:
     """A log is text: an executable, an image or a core dump given by mistake is refused in
     one plain message, not read as a log with no DEBUG lines."""
-    if b"\x00" in head[:SNIFF]:
+    # An executable or an image has NUL bytes at once; a log a crash left padded with zeros
+    # has them at its end only, and is still read.
+    sniffed = head[:SNIFF]
+    if b"\x00" in sniffed[:1024] or sniffed.count(b"\x00") * 10 > len(sniffed):
         raise _binary(where)
 
 

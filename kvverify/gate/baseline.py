@@ -11,8 +11,11 @@ the evidence families the log printed. Numbers the log cannot give are left out,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +52,10 @@ class Entry:
     requests: Mapping[int, Mapping[str, Number]]
     #: tolerances the scenario gave (``baseline: {tolerance: ...}``), kept for ``compare``
     tolerance: Mapping[str, str] = field(default_factory=dict)
+    #: the summary metrics of every other rank's final manager (tensor parallelism)
+    ranks: Mapping[int, Mapping[str, Number]] = field(default_factory=dict)
+    #: how the log's own checks ended ("pass" for every saved baseline)
+    verdict: str = "pass"
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,11 @@ def project(log: LogReport, tolerance: Mapping[str, str] | None = None) -> Entry
         steps=steps,
         requests=dict(sorted(requests.items())),
         tolerance=dict(sorted((tolerance or {}).items())),
+        ranks={
+            int(r): _numbers(m)
+            for r, m in sorted(log.rank_metrics.items(), key=lambda x: int(x[0]))
+        },
+        verdict=log.verdict,
     )
 
 
@@ -126,11 +138,17 @@ def tolerance_of(tolerances: Tolerances | None, log: LogReport) -> Mapping[str, 
 def from_report(
     report: CheckReport, tolerances: Tolerances | None = None, source: str = ""
 ) -> Baseline:
-    """One entry per log, each with the tolerances its scenario variant gives."""
+    """One entry per log, each with the tolerances its scenario variant gives. Two logs of the
+    same key (file name, or scenario/variant) are told apart by their paths: one never hides
+    the other."""
+    projected = [project(log, tolerance_of(tolerances, log)) for log in report.logs]
+    keys = [e.key for e in projected]
     entries: dict[str, Entry] = {}
-    for log in report.logs:
-        entry = project(log, tolerance_of(tolerances, log))
-        entries[entry.key] = entry
+    for entry, log in zip(projected, report.logs, strict=True):
+        kept = entry
+        if keys.count(entry.key) > 1:
+            kept = dataclasses.replace(entry, key=f"{entry.key} ({log.path})")
+        entries[kept.key] = kept
     return Baseline(entries, source)
 
 
@@ -149,6 +167,8 @@ def _entry_data(e: Entry) -> dict[str, Any]:
         "steps": {str(k): dict(v) for k, v in sorted(e.steps.items())},
         "requests": {str(k): dict(v) for k, v in sorted(e.requests.items())},
         "tolerance": dict(e.tolerance),
+        "ranks": {str(k): dict(v) for k, v in sorted(e.ranks.items())},
+        "verdict": e.verdict,
     }
 
 
@@ -164,9 +184,14 @@ def dumps(baseline: Baseline) -> str:
 
 
 def save(baseline: Baseline, path: Path) -> None:
+    """Written whole or not at all (a temporary file beside it, then renamed): a committed
+    baseline is never left half written."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        path.write_text(dumps(baseline), encoding="utf-8")
+        tmp.write_text(dumps(baseline), encoding="utf-8")
+        tmp.replace(path)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise InputError(
             f"cannot write the baseline: {exc.strerror or exc}", where=str(path)
         ) from None
@@ -186,9 +211,13 @@ def _numeric_map(raw: Any, path: str, what: str) -> dict[str, Number]:
         raise _bad(path, f"{what} is not an object")
     out: dict[str, Number] = {}
     for k, v in raw.items():
-        if isinstance(v, bool) or not isinstance(v, int | float | str):
-            raise _bad(path, f"{what}.{clean(str(k), 40)} is not a number")
-        if isinstance(v, str) and v not in ("nan", "inf", "-inf"):
+        ok = isinstance(v, str) and v in ("nan", "inf", "-inf")
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            try:
+                ok = math.isfinite(float(v))
+            except OverflowError:
+                ok = False
+        if not ok:
             raise _bad(path, f"{what}.{clean(str(k), 40)} is not a number")
         out[str(k)] = v
     return out
@@ -199,7 +228,7 @@ def _indexed(raw: Any, path: str, what: str) -> dict[int, dict[str, Number]]:
         raise _bad(path, f"{what} is not an object")
     out = {}
     for k, v in raw.items():
-        if not str(k).isdigit():
+        if not re.fullmatch(r"[0-9]+", str(k)):
             raise _bad(path, f"{what} key {clean(str(k), 40)!r} is not a number")
         out[int(k)] = _numeric_map(v, path, f"{what}.{k}")
     return out
@@ -213,7 +242,8 @@ def parse(text: str, path: str) -> Baseline:
         raise _bad(path, f"invalid JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise _bad(path, f'no "schema": "{SCHEMA}"')
-    if data.get("schema_version") != SCHEMA_VERSION:
+    version = data.get("schema_version")
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise _bad(
             path,
             f"schema_version {clean(str(data.get('schema_version')), 20)}; this kvverify reads "
@@ -227,7 +257,13 @@ def parse(text: str, path: str) -> Baseline:
         where = f"entries.{clean(str(key), 60)}"
         if not isinstance(raw, dict):
             raise _bad(path, f"{where} is not an object")
-        engine: dict[str, Any] = raw["engine"] if isinstance(raw.get("engine"), dict) else {}
+        engine = raw.get("engine", {})
+        if not isinstance(engine, dict) or engine.get("name", "unknown") not in (
+            "trtllm",
+            "sim",
+            "unknown",
+        ):
+            raise _bad(path, f"{where}.engine is not {{name: trtllm|sim|unknown, version}}")
         families = raw.get("families", [])
         if not isinstance(families, list) or not all(isinstance(f, str) for f in families):
             raise _bad(path, f"{where}.families is not a list of names")
@@ -247,6 +283,8 @@ def parse(text: str, path: str) -> Baseline:
             steps=_indexed(raw.get("steps", {}), path, f"{where}.steps"),
             requests=_indexed(raw.get("requests", {}), path, f"{where}.requests"),
             tolerance={str(k): str(v) for k, v in tolerance.items()},
+            ranks=_indexed(raw.get("ranks", {}), path, f"{where}.ranks"),
+            verdict=str(raw.get("verdict", "pass")),
         )
     return Baseline(entries, path, str(data.get("kvverify_version") or "?"))
 
@@ -255,14 +293,25 @@ def _str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def looks_like_baseline(head: bytes) -> bool:
-    """A file that starts like a baseline (JSON naming the schema) rather than a log."""
-    return head.lstrip().startswith(b"{") and SCHEMA.encode() in head[:4096]
+def as_baseline(text: str, path: str) -> Baseline | None:
+    """The baseline a file holds, or None when it is not JSON at all (then it is a log). A JSON
+    document that is not a baseline (a check report, anything else) is an error, never read
+    as a log that shows no evidence."""
+    try:
+        data = json.loads(text.lstrip("\ufeff"))
+    except ValueError:
+        return None
+    if isinstance(data, dict) and data.get("schema") in (
+        "kvverify/check-report",
+        "kvverify/compare-report",
+    ):
+        raise _bad(path, f"it is a {data['schema']}, not a baseline")
+    return parse(text.lstrip("\ufeff"), path)
 
 
 def load(path: str) -> Baseline:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputError("no such file", where=path) from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,6 @@ DIRECTION: dict[str, int] = {
     "cache_hit_rate": 1,
     "reused_tokens": 1,
     "reused_tokens_percent": 1,
-    "onboarded_blocks": 1,
     "missed_blocks": -1,
     "errors": -1,
     "first_token_ms": -1,
@@ -46,8 +44,6 @@ DIRECTION: dict[str, int] = {
 UNGATED = frozenset({"first_token_ms", "latency_ms"})
 #: Every name a tolerance may be given for.
 TOLERABLE = frozenset({*ENGINE_METRICS, "first_token_ms", "latency_ms"})
-
-_TOLERANCE = re.compile(r"(?P<n>\d+(?:\.\d*)?|\.\d+)(?P<pct>%?)")
 
 
 @dataclass(frozen=True)
@@ -77,21 +73,21 @@ def parse_tolerance(name: str, text: str, where: str = "--tolerance") -> Toleran
             hint="a tolerance is for a metric of docs/expectations.md, or first_token_ms / "
             "latency_ms",
         )
-    m = _TOLERANCE.fullmatch(text.strip())
-    if m is None and text.strip().startswith("-"):
+    raw = text.strip()
+    relative = raw.endswith("%")
+    try:
+        amount = float(raw.removesuffix("%"))
+    except ValueError:
+        amount = math.nan
+    if not math.isfinite(amount) or amount < 0:
+        what = "negative" if amount < 0 else "not a number"
         raise KvverifyError(
-            f"tolerance {quote(text)} for {name} is negative",
+            f"tolerance {quote(text)} for {name} is {what}",
             where=where,
-            hint="a tolerance is how far a metric may move the worse way: 0 or more",
+            hint="write an amount, 0 or more (cache_hit_rate=0.02), or a share of the old "
+            "value (latency_ms=10%)",
         )
-    if m is None:
-        raise KvverifyError(
-            f"tolerance {quote(text)} for {name} is not a number",
-            where=where,
-            hint="write an amount (cache_hit_rate=0.02) or a share of the old value "
-            "(latency_ms=10%)",
-        )
-    return Tolerance(float(m["n"]), bool(m["pct"]))
+    return Tolerance(amount, relative)
 
 
 def parse_tolerances(items: Mapping[str, str], where: str = "--tolerance") -> dict[str, Tolerance]:
@@ -159,8 +155,8 @@ def _compare_number(
             entry, kind, name, None, new, None, tol, "note", f"{label} now shows {_fmt(new)}"
         )
     a, b = float(old), float(new)
-    if math.isnan(a) or math.isnan(b):
-        same = math.isnan(a) and math.isnan(b)
+    if not (math.isfinite(a) and math.isfinite(b)):  # nan or inf as printed: no delta
+        same = a == b or (math.isnan(a) and math.isnan(b))
         status: FindingStatus = "pass" if same else "fail" if DIRECTION.get(metric) else "note"
         return Finding(
             entry, kind, name, old, new, None, tol, status, f"{label}: {_fmt(old)} -> {_fmt(new)}"
@@ -212,14 +208,23 @@ def _tolerance_for(name: str, given: Mapping[str, Tolerance], old: Entry) -> Tol
 _REFERENCE = ("reused_blocks", "reused_tokens", "cache_hit_rate")
 
 
+#: Verdicts of a run whose numbers are no reference (the run did not end).
+_BROKEN = ("crashed", "engine_unavailable", "interrupted")
+
+
 def comparable(old: Entry, new: Entry) -> str:
     """Why two entries cannot be compared, or nothing."""
+    if old.verdict in _BROKEN:
+        return f"{old.key}: the old side's run did not end ({old.verdict}): it is no reference"
     if not any(m in old.metrics for m in _REFERENCE) and not old.requests and not old.steps:
         return (
             f"{old.key}: the old side shows no reuse at all (no summary, no request): it is no "
             "reference (a baseline is saved only from checks that pass)"
         )
-    if old.engine != new.engine and "unknown" not in (old.engine, new.engine):
+    # The model's evidence compares only with the model's; a log naming no engine (no banner,
+    # no marker) is taken for TensorRT-LLM's.
+    kinds = {old.engine, new.engine}
+    if old.engine != new.engine and (kinds != {"trtllm", "unknown"}):
         names = {"sim": "kvverify's reference model", "trtllm": "TensorRT-LLM"}
         return (
             f"{old.key}: the old side is {names.get(old.engine, old.engine)}'s evidence and "
@@ -236,6 +241,20 @@ def comparable(old: Entry, new: Entry) -> str:
 def diff_entries(old: Entry, new: Entry, given: Mapping[str, Tolerance]) -> list[Finding]:
     key = new.key
     out: list[Finding] = []
+    if new.verdict in _BROKEN:
+        out.append(
+            Finding(
+                key,
+                "entry",
+                "verdict",
+                old.verdict,
+                new.verdict,
+                None,
+                None,
+                "fail",
+                f"the new side's run did not end ({new.verdict}): its numbers are partial",
+            )
+        )
     if old.engine_version != new.engine_version:
         out.append(
             Finding(
@@ -299,6 +318,36 @@ def diff_entries(old: Entry, new: Entry, given: Mapping[str, Tolerance]) -> list
         )
         if found is not None:
             out.append(found)
+    for rank in sorted(set(old.ranks) | set(new.ranks)):
+        a, b = old.ranks.get(rank), new.ranks.get(rank)
+        if b is None:
+            out.append(
+                Finding(
+                    key,
+                    "metric",
+                    f"rank[{rank}]",
+                    None,
+                    None,
+                    None,
+                    None,
+                    "fail",
+                    f"rank {rank} is not in the new log",
+                )
+            )
+            continue
+        for name in sorted(set(a or {}) | set(b)):
+            found = _compare_number(
+                key,
+                "metric",
+                name,
+                f"rank[{rank}].{name}",
+                f"rank {rank} {name}",
+                (a or {}).get(name),
+                b.get(name),
+                _tolerance_for(name, given, old),
+            )
+            if found is not None:
+                out.append(found)
     for kind, label, old_rows, new_rows in (
         ("step", "step", old.steps, new.steps),
         ("request", "request", old.requests, new.requests),

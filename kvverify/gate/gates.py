@@ -15,15 +15,18 @@ from kvverify.gate.baseline import (
     Baseline,
     Entry,
     Tolerances,
+    as_baseline,
     from_report,
     key_of,
-    looks_like_baseline,
     tolerance_of,
 )
 from kvverify.gate.baseline import load as load_baseline
 from kvverify.gate.diff import Gate, Tolerance, comparable, diff, diff_entries, parse_tolerances
 from kvverify.result import Check, CheckReport, CompareReport, Finding, LogReport, Side
 from kvverify.rundir import run_logs
+
+#: A JSON file up to this size is read whole to see whether it is a baseline.
+BASELINE_LIMIT = 64 << 20
 
 
 def load_side(path: str, jobs: int = 1) -> tuple[Baseline, Side]:
@@ -35,14 +38,16 @@ def load_side(path: str, jobs: int = 1) -> tuple[Baseline, Side]:
     else:
         try:
             with where.open("rb") as fh:
-                head = fh.read(4096)
+                head = fh.read(BASELINE_LIMIT + 1)
         except FileNotFoundError:
             raise InputError("no such file", where=path) from None
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror or exc}", where=path) from None
-        if looks_like_baseline(head):
-            baseline = load_baseline(path)
-            return baseline, _side(path, "baseline", baseline)
+        json_like = head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+        if json_like and len(head) <= BASELINE_LIMIT:
+            found = as_baseline(head.decode("utf-8", "replace"), path)
+            if found is not None:
+                return found, _side(path, "baseline", found)
         logs, kind = [path], "log"
     checked = report([check_source(LogSource(p), Inputs(jobs=jobs)) for p in logs])
     baseline = from_report(checked, source=path)

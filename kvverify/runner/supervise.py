@@ -147,11 +147,21 @@ class _Log:
         self.write((b"" if self.at_line_start else b"\n") + line)
 
 
-def environment(plan: Plan, path_entry: str | None = None) -> dict[str, str]:
+def environment(
+    plan: Plan, path_entry: str | None = None, python: str | None = None
+) -> dict[str, str]:
     """The worker's environment: TLLM_LOG_LEVEL=DEBUG before TensorRT-LLM is imported,
     unbuffered Python output, the scenario's own variables; ``path_entry`` first on
-    PYTHONPATH (where another interpreter finds this kvverify)."""
+    PYTHONPATH (where another interpreter finds this kvverify). Under another interpreter
+    (``python``) nothing of kvverify's own environment is left in the way: not its
+    VIRTUAL_ENV, not its bin directory on PATH (what the engine starts as ``python`` is then
+    the other environment's)."""
     env = dict(os.environ)
+    if python is not None:
+        env.pop("VIRTUAL_ENV", None)
+        ours = {str(Path(sys.prefix) / "bin"), str(Path(sys.executable).parent)}
+        kept = [d for d in env.get("PATH", "").split(os.pathsep) if d and d not in ours]
+        env["PATH"] = os.pathsep.join([str(Path(python).parent), *kept])
     env["TLLM_LOG_LEVEL"] = "DEBUG"
     env["PYTHONUNBUFFERED"] = "1"
     env.update(plan.env)
@@ -208,7 +218,7 @@ def run_variant(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=environment(plan, path_entry),
+            env=environment(plan, path_entry, python),
             start_new_session=True,
         )
         assert proc.stdout is not None

@@ -7,8 +7,8 @@ problems), :mod:`.resolve` (loading, and merging variants into the scenario).
 
 from __future__ import annotations
 
-from kvverify.plan import Step
+from kvverify.plan import MAX_STEPS, Step
 from kvverify.scenario.resolve import Scenario, Variant, load, loads
-from kvverify.scenario.schema import MAX_STEPS, SCHEMA_VERSION
+from kvverify.scenario.schema import SCHEMA_VERSION
 
 __all__ = ["MAX_STEPS", "SCHEMA_VERSION", "Scenario", "Step", "Variant", "load", "loads"]

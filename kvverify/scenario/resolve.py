@@ -15,11 +15,10 @@ from pydantic import ValidationError
 
 from kvverify.errors import KvverifyError, ScenarioError, did_you_mean
 from kvverify.expect import Expectation, parse
-from kvverify.plan import Step
+from kvverify.plan import MAX_STEPS, Step
 from kvverify.scenario.located import Document, dotted, read_text
 from kvverify.scenario.messages import messages
 from kvverify.scenario.schema import (
-    MAX_STEPS,
     EngineSpec,
     ExpectSpec,
     Loc,

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictBool,
     Tag,
     field_validator,
     model_validator,
@@ -29,8 +30,6 @@ from kvverify.metrics import MATCHABLE
 from kvverify.text import quote
 
 SCHEMA_VERSION = 1
-#: The most requests one variant may run (``repeat`` multiplies quickly).
-MAX_STEPS = 10_000
 #: Scenario and variant names become file and directory names.
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 _NAME_RULE = (
@@ -258,7 +257,7 @@ class StepSpec(_Strict):
     priority: int | None = Field(default=None, ge=0, le=100)
     #: The next turn of the previous step's conversation: this request's prompt is the
     #: previous request's prompt and answer (its generated tokens), then this prompt.
-    continues: bool = False
+    continues: StrictBool = False
 
 
 class RepeatSpec(_Strict):

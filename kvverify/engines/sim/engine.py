@@ -30,7 +30,7 @@ class SimEngine:
         self.out = out
         self.sim: Simulation | None = None
         self._stats: list[dict[str, Any]] = []
-        self._last: dict[str, float] = {}
+        self._last: dict[str, int] = {}
 
     def version(self) -> str | None:
         return f"kvverify {__version__} reference model"
@@ -108,7 +108,7 @@ class SimEngine:
                     "secondaryMaxNumBlocks": m.secondary,
                 }
             }
-            self._last = {k: float(v) for k, v in now.items()}
+            self._last = dict(now)
         self._stats.append(stat)
 
     def stats(self) -> list[dict[str, Any]]:
