@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +280,9 @@ def predict(scenario: str | None, variants: tuple[str, ...], dialect: str, fmt: 
 
 def _crash(exc: BaseException) -> int:
     """A bug in kvverify: one line on stderr, the traceback in a file, exit 3."""
+    import tempfile
+    import traceback
+
     fd, path = tempfile.mkstemp(prefix="kvverify-crash-", suffix=".txt")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(f"kvverify {__version__}\n{' '.join(sys.argv)}\n\n")

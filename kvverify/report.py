@@ -16,7 +16,6 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
-from xml.etree import ElementTree as ET
 
 import click
 
@@ -33,6 +32,8 @@ from kvverify.result import (
 from kvverify.text import clean
 
 if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
+
     from _typeshed import SupportsWrite
 
 _STATUS_STYLE = {
@@ -306,34 +307,39 @@ def engine_properties(log: LogReport) -> dict[str, str]:
 
 
 class _JUnit:
-    """A JUnit XML document: suites of test cases, each passed, failed or in error, counted."""
+    """A JUnit XML document: suites of test cases, each passed, failed or in error, counted.
+    (ElementTree is imported when a JUnit report is asked for, not when kvverify starts.)"""
 
     def __init__(self, name: str) -> None:
-        self.root = ET.Element("testsuites", name=name)
-        self._suites: list[ET.Element] = []
+        from xml.etree import ElementTree
 
-    def suite(self, name: str, properties: dict[str, str]) -> ET.Element:
-        suite = ET.SubElement(self.root, "testsuite", name=clean(name))
-        holder = ET.SubElement(suite, "properties")
+        self._et = ElementTree
+        self.root = ElementTree.Element("testsuites", name=name)
+        self._suites: list[Element] = []
+
+    def suite(self, name: str, properties: dict[str, str]) -> Element:
+        suite = self._et.SubElement(self.root, "testsuite", name=clean(name))
+        holder = self._et.SubElement(suite, "properties")
         for key, value in properties.items():
-            ET.SubElement(holder, "property", name=key, value=clean(value))
+            self._et.SubElement(holder, "property", name=key, value=clean(value))
         self._suites.append(suite)
         return suite
 
-    @staticmethod
     def case(
-        suite: ET.Element,
+        self,
+        suite: Element,
         name: str,
         classname: str,
         outcome: Literal["pass", "failure", "error"],
         message: str,
         kind: str = "",
     ) -> None:
-        case = ET.SubElement(suite, "testcase", name=clean(name, 200), classname=classname)
+        sub = self._et.SubElement
+        case = sub(suite, "testcase", name=clean(name, 200), classname=classname)
         if outcome == "pass":
-            ET.SubElement(case, "system-out").text = clean(message)
+            sub(case, "system-out").text = clean(message)
         else:
-            ET.SubElement(case, outcome, message=clean(message), type=kind).text = clean(message)
+            sub(case, outcome, message=clean(message), type=kind).text = clean(message)
 
     def text(self) -> str:
         total = {"tests": 0, "failures": 0, "errors": 0}
@@ -348,8 +354,8 @@ class _JUnit:
                 total[key] += value
         for key, value in total.items():
             self.root.set(key, str(value))
-        ET.indent(self.root)
-        return ET.tostring(self.root, encoding="unicode", xml_declaration=True) + "\n"
+        self._et.indent(self.root)
+        return self._et.tostring(self.root, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def junit(report: CheckReport) -> str:

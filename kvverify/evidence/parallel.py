@@ -25,13 +25,14 @@ import types
 import typing
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from multiprocessing import get_context
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kvverify.evidence import events as ev
 from kvverify.evidence.parse import Scanner, engine_name, iter_events, iter_events_threaded
 from kvverify.evidence.sources import CHUNK, LogSource, is_compressed
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 #: Bytes per piece a worker scans.
 PIECE = 64 << 20
@@ -126,6 +127,10 @@ def _bare_main() -> Iterator[None]:
 
 def _parallel(path: str, size: int, jobs: int, piece: int) -> Iterator[ev.Event]:
     pieces = _cuts(path, size, piece)
+    # The process pool is for the pure-Python path only: imported when it is used.
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     ctx = get_context("spawn")  # no fork of a process that may hold threads
     lines_before = 0
     long_lines = 0

@@ -26,7 +26,6 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -777,6 +776,8 @@ def iter_events_threaded(chunks: Iterable[bytes], threads: int = 1) -> Iterator[
     lines = scanner._lines
     ahead: queue.Queue[Any] = queue.Queue(maxsize=2 * threads)
     stop = threading.Event()
+    from concurrent.futures import ThreadPoolExecutor  # only when a log is read on threads
+
     pool = ThreadPoolExecutor(threads, thread_name_prefix="kvverify-scan")
 
     def put(item: Any) -> bool:
