@@ -120,7 +120,8 @@ def test_every_era_requests_lookups_and_copies(dialect: str) -> None:
         assert sum(e.copied for e in lookups) == 2
     else:
         assert sum(e.partial for e in lookups) == 2
-    copies = of(events, BlockCopies)
+    # copies among a rank's lookups are counted in the lookups' run
+    copies = of(events, BlockCopies) + lookups
     assert sum(c.onboards for c in copies) == (4 if d.copies else 0)
     assert len(of(events, ReleaseBlocks)) == (4 if d.release else 0)
     prepop = of(events, PrepopulatedLength)
@@ -399,3 +400,33 @@ def test_rank_and_window_are_read_from_the_line_itself() -> None:
             assert feed_in(data, size)[1] == expected, size
     named = head + b"[7] BlockManager[windowSize=9]::loadOrAllocateBlocks - No match\n"
     assert parse_bytes(named)[1] == BlockLookups(2, 7, 9, 0, 0, 0, 1)
+
+
+def test_copies_among_lookups_of_their_rank_are_counted_in_the_lookup_run() -> None:
+    """A busy offloading server prints a copyBlock line for about every third block, between
+    the lookup lines of the same request: they are counted in the lookups' run, which goes on;
+    copies of another rank end it, and a lookup of their rank takes them over."""
+    p = "[TRT-LLM] [D] [batchmgr] [RANK %d] "
+    look = "BlockManager[windowSize=%d]::loadOrAllocateBlocks - No match, allocated new block 1"
+    copy = "copyBlock entered: srcId=1, dstId=2, isOffload=%s, mode=0"
+    lines = [
+        (p % 0) + "Start",
+        (p % 0) + look % 9 + " for sequence 3",  # 2: a run of rank 0, window 9
+        (p % 0) + copy % "true",  # counted in it
+        (p % 0) + look % 9 + " for sequence 3",
+        (p % 1) + copy % "false",  # 5: another rank ends it; copies of rank 1
+        (p % 1) + look % 9 + " for sequence 4",  # taken over by the lookups of rank 1
+        (p % 1) + look % 5 + " for sequence 4",  # 7: another window: a new run
+        (p % 0) + copy % "true",  # 8: copies of rank 0, alone
+        (p % 0) + "addSequence: Request 3, inputLength 40, prepopulatedPromptLen 0",
+    ]
+    data = ("\n".join(lines) + "\n").encode()
+    expected = [
+        BlockLookups(2, 0, 9, 0, 0, 0, 2, offloads=1, onboards=0),
+        BlockLookups(5, 1, 9, 0, 0, 0, 1, offloads=0, onboards=1),
+        BlockLookups(7, 1, 5, 0, 0, 0, 1),
+        BlockCopies(8, 0, offloads=1, onboards=0),
+    ]
+    for size in (len(data), 1, 7, 64):
+        runs = [e for e in feed_in(data, size) if isinstance(e, BlockLookups | BlockCopies)]
+        assert runs == expected, size

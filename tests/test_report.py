@@ -4,7 +4,10 @@ reach the terminal raw (a carriage return, an escape sequence)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import typing
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -19,7 +22,7 @@ from kvverify.check import Inputs, check_events, report
 from kvverify.evidence.parse import parse_bytes
 from kvverify.expect import parse_all
 from kvverify.report import github_annotations, junit, markdown, terminal, to_json
-from kvverify.result import CheckReport
+from kvverify.result import CheckReport, RequestReport
 
 P = "[TensorRT-LLM][DEBUG] "
 BM = "BlockManager[windowSize=256]"
@@ -164,3 +167,21 @@ def test_log_text_never_reaches_the_terminal_raw(run: Run, tmp_path: Any) -> Non
     assert r.code == 0
     _no_raw_control_text(r.out)
     assert "boom\\rverdict: PASS\\e]0;pwned\\x07" in r.out
+
+
+def test_request_records_stay_flat_for_the_one_line_writer() -> None:
+    """Requests are written one per line by the C encoder (no nan handling, no nesting): a
+    field that could hold a float or a record would need the general writer."""
+    hints = typing.get_type_hints(RequestReport)
+    for f in dataclasses.fields(RequestReport):
+        kinds = set(typing.get_args(hints[f.name])) or {hints[f.name]}
+        assert kinds <= {int, bool, type(None)}, f.name
+
+
+def test_every_request_is_one_line_of_json(run: Run) -> None:
+    golden = Path(__file__).resolve().parent.parent / "golden_logs" / "offloading_enabled.log"
+    out = run("check", str(golden), "--format", "json").out
+    requests = json.loads(out)["logs"][0]["requests"]
+    assert len(requests) > 4
+    lines = [line.strip().rstrip(",") for line in out.splitlines() if '"request_id"' in line]
+    assert [json.loads(line) for line in lines] == requests

@@ -970,7 +970,7 @@ prepare(PyObject *module, PyObject *args)
 
 enum { C_LOOKUPS = 0, C_COPIES, C_ADDSEQ, C_RELEASE, C_PREPOP, N_CLASSES };
 
-#define MAX_FIELDS 8
+#define MAX_FIELDS 10
 
 typedef struct {
     PyTypeObject *type;
@@ -1087,6 +1087,7 @@ typedef struct {
     PyObject *rank;   /* None or int */
     PyObject *window; /* None or int */
     int64_t count[4]; /* matched, partial, copied, missed */
+    int64_t offloads, onboards; /* the copyBlock lines of its rank among them */
     int raw;          /* the raw key below is valid */
     uint32_t none;    /* F_NO_RANK | F_NO_WINDOW */
     uint64_t raw_rank, raw_window;
@@ -1167,14 +1168,15 @@ end_lookups(Runs *self)
         return 0;
     }
     run->active = 0;
-    PyObject *args[7] = {
+    PyObject *args[9] = {
         PyLong_FromLongLong(run->line),     run->rank,
         run->window,                        PyLong_FromLongLong(run->count[0]),
         PyLong_FromLongLong(run->count[1]), PyLong_FromLongLong(run->count[2]),
-        PyLong_FromLongLong(run->count[3]),
+        PyLong_FromLongLong(run->count[3]), PyLong_FromLongLong(run->offloads),
+        PyLong_FromLongLong(run->onboards),
     };
     run->rank = run->window = NULL; /* handed over */
-    return append_steal(self, make_event(C_LOOKUPS, args, 7));
+    return append_steal(self, make_event(C_LOOKUPS, args, 9));
 }
 
 static int
@@ -1217,16 +1219,19 @@ same(PyObject *a, PyObject *b)
     return PyObject_RichCompareBool(a, b, Py_EQ);
 }
 
-/* A lookup line: continue the run of the same rank and window, else start one. Steals
- * rank and window. */
+/* A lookup line: continue the run of the same rank and window; else take over the copies of
+ * the same rank going on (the run starts at their first line); else start one. At most one
+ * of the two runs is active. Steals rank and window. 1: a new run (its raw key is not set),
+ * 0: the run went on, -1: an error. */
 static int
 add_lookup(Runs *self, int64_t line, PyObject *rank, PyObject *window, int slot)
 {
     LookupRun *run = &self->lookups;
+    CopyRun *copies = &self->copies;
     if (rank == NULL || window == NULL) {
         goto fail;
     }
-    int continues = !self->copies.active && run->active;
+    int continues = run->active;
     if (continues && (continues = same(run->rank, rank)) == 1) {
         continues = same(run->window, window);
     }
@@ -1234,20 +1239,34 @@ add_lookup(Runs *self, int64_t line, PyObject *rank, PyObject *window, int slot)
         goto fail;
     }
     if (!continues) {
-        if (flush(self) < 0) {
+        int takes = copies->active ? same(copies->rank, rank) : 0;
+        if (takes < 0) {
+            goto fail;
+        }
+        int64_t start = line, offloads = 0, onboards = 0;
+        if (takes) {
+            start = copies->line;
+            offloads = copies->offloads;
+            onboards = copies->onboards;
+            copies->active = 0;
+            Py_CLEAR(copies->rank);
+        }
+        else if (flush(self) < 0) {
             goto fail;
         }
         run->active = 1;
         run->raw = 0;
-        run->line = line;
+        run->line = start;
         run->rank = rank;
         run->window = window;
         memset(run->count, 0, sizeof run->count);
+        run->offloads = offloads;
+        run->onboards = onboards;
+        run->count[slot]++;
+        return 1;
     }
-    else {
-        Py_DECREF(rank);
-        Py_DECREF(window);
-    }
+    Py_DECREF(rank);
+    Py_DECREF(window);
     run->count[slot]++;
     return 0;
 fail:
@@ -1256,13 +1275,41 @@ fail:
     return -1;
 }
 
-/* A copyBlock line: it ends a run of lookups; continues the copies of the same rank. */
+static inline void
+count_copy(int64_t *offloads, int64_t *onboards, int offload)
+{
+    if (offload) {
+        (*offloads)++;
+    }
+    else {
+        (*onboards)++;
+    }
+}
+
+/* A copyBlock line: counted in the run of lookups of the same rank; else it ends that run
+ * and continues the copies of the same rank, or starts them. Steals rank. 1: a new run of
+ * copies (its raw key is not set), 0: counted in a run going on, -1: an error. */
 static int
 add_copy(Runs *self, int64_t line, PyObject *rank, int offload)
 {
     CopyRun *run = &self->copies;
-    if (rank == NULL || end_lookups(self) < 0) {
+    LookupRun *lookups = &self->lookups;
+    if (rank == NULL) {
         goto fail;
+    }
+    if (lookups->active) {
+        int within = same(lookups->rank, rank);
+        if (within < 0) {
+            goto fail;
+        }
+        if (within) {
+            Py_DECREF(rank);
+            count_copy(&lookups->offloads, &lookups->onboards, offload);
+            return 0;
+        }
+        if (end_lookups(self) < 0) {
+            goto fail;
+        }
     }
     int continues = run->active ? same(run->rank, rank) : 0;
     if (continues < 0) {
@@ -1277,16 +1324,11 @@ add_copy(Runs *self, int64_t line, PyObject *rank, int offload)
         run->line = line;
         run->rank = rank;
         run->offloads = run->onboards = 0;
+        count_copy(&run->offloads, &run->onboards, offload);
+        return 1;
     }
-    else {
-        Py_DECREF(rank);
-    }
-    if (offload) {
-        run->offloads++;
-    }
-    else {
-        run->onboards++;
-    }
+    Py_DECREF(rank);
+    count_copy(&run->offloads, &run->onboards, offload);
     return 0;
 fail:
     Py_XDECREF(rank);
@@ -1369,21 +1411,20 @@ replay_lookup(Runs *self, int64_t line, const Rec *r)
     LookupRun *run = &self->lookups;
     uint32_t none = r->flags & (F_NO_RANK | F_NO_WINDOW);
     int slot = (int)r->v[2];
-    if (run->active && !run->raw && !self->copies.active) { /* started from Python */
-        return add_lookup(self, line, opt_u64((none & F_NO_RANK) != 0, r->v[0]),
-                          opt_u64((none & F_NO_WINDOW) != 0, r->v[1]), slot);
-    }
-    if (run->active && !self->copies.active && run->none == none &&
+    if (run->active && run->raw && run->none == none &&
         ((none & F_NO_RANK) || run->raw_rank == r->v[0]) &&
         ((none & F_NO_WINDOW) || run->raw_window == r->v[1])) {
         run->count[slot]++;
         return 0;
     }
-    if (add_lookup(self, line, opt_u64((none & F_NO_RANK) != 0, r->v[0]),
-                   opt_u64((none & F_NO_WINDOW) != 0, r->v[1]), slot) < 0) {
-        return -1;
+    /* Otherwise compared as Python objects: a run started from Python (a deferred line) goes
+     * on without a raw key; a new run gets one. */
+    int rc = add_lookup(self, line, opt_u64((none & F_NO_RANK) != 0, r->v[0]),
+                        opt_u64((none & F_NO_WINDOW) != 0, r->v[1]), slot);
+    if (rc <= 0) {
+        return rc;
     }
-    run->raw = 1; /* a new run (the keys differ, or none was going on) */
+    run->raw = 1;
     run->none = none;
     run->raw_rank = r->v[0];
     run->raw_window = r->v[1];
@@ -1395,28 +1436,25 @@ static int
 replay_copy(Runs *self, int64_t line, const Rec *r)
 {
     CopyRun *run = &self->copies;
+    LookupRun *lookups = &self->lookups;
     uint32_t none = r->flags & F_NO_RANK;
     int no_rank = none != 0;
     int offload = (int)r->v[1];
-    if (run->active && !run->raw) {
-        return add_copy(self, line, opt_u64(no_rank, r->v[0]), offload);
-    }
-    if (run->active && run->none == none && (none || run->raw_rank == r->v[0])) {
-        if (end_lookups(self) < 0) { /* never one going on here: a lookup ends the copies */
-            return -1;
-        }
-        if (offload) {
-            run->offloads++;
-        }
-        else {
-            run->onboards++;
-        }
+    if (lookups->active && lookups->raw && (lookups->none & F_NO_RANK) == none &&
+        (none || lookups->raw_rank == r->v[0])) {
+        count_copy(&lookups->offloads, &lookups->onboards, offload);
         return 0;
     }
-    if (add_copy(self, line, opt_u64(no_rank, r->v[0]), offload) < 0) {
-        return -1;
+    if (!lookups->active && run->active && run->raw && run->none == none &&
+        (none || run->raw_rank == r->v[0])) {
+        count_copy(&run->offloads, &run->onboards, offload);
+        return 0;
     }
-    run->raw = 1;
+    int rc = add_copy(self, line, opt_u64(no_rank, r->v[0]), offload);
+    if (rc <= 0) {
+        return rc;
+    }
+    run->raw = 1; /* a new run of copies */
     run->none = none;
     run->raw_rank = r->v[0];
     return 0;

@@ -490,6 +490,8 @@ class Attributor:
         p[1] += e.partial
         p[2] += e.copied
         p[3] += e.missed
+        p[4] += e.onboards
+        p[5] += e.offloads
 
     def _copies(self, e: BlockCopies) -> None:
         rank = e.rank

@@ -3,9 +3,10 @@
 print them (every format before 2026 prints no rank unless the rank prefix was enabled).
 
 Per-block lines (``loadOrAllocateBlocks``) and transfer lines (``copyBlock entered``) are hot:
-a DEBUG log has millions of them. The parser coalesces consecutive ones of the same rank and
-window into one :class:`BlockLookups` / :class:`BlockCopies` event that carries counts; every
-consumer adds counts up, so coalescing never changes a number.
+a DEBUG log has millions of them. The parser coalesces consecutive ones of the same rank into
+one event that carries counts: a run of lookups of one window, with the copies of that rank
+among them, is one :class:`BlockLookups`; copies with no lookup of their rank around them are
+one :class:`BlockCopies`. Every consumer adds counts up, so coalescing never changes a number.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ class AddSequence:
 
 @dataclass(frozen=True, slots=True)
 class BlockLookups:
-    """Consecutive ``loadOrAllocateBlocks`` lines, counted by outcome."""
+    """Consecutive ``loadOrAllocateBlocks`` lines of one rank and window, counted by outcome,
+    and the ``copyBlock`` lines of that rank among them (a busy offloading server prints one
+    for about every third block: counted here, the run goes on)."""
 
     line: int
     rank: int | None
@@ -62,6 +65,8 @@ class BlockLookups:
     partial: int
     copied: int
     missed: int
+    offloads: int = 0
+    onboards: int = 0
 
 
 @dataclass(frozen=True, slots=True)

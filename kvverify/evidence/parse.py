@@ -124,30 +124,42 @@ def _int(raw: bytes | None) -> int | None:
 
 
 class _Runs:
-    """The events made so far, and the runs of per-block lines being coalesced: consecutive
-    ``loadOrAllocateBlocks`` lines of one rank and window become one :class:`BlockLookups`,
-    consecutive ``copyBlock`` lines of one rank one :class:`BlockCopies`; any other event ends
-    a run. The native scanner's ``_scan.Runs`` does the same in C (same methods)."""
+    """The events made so far, and the run of per-block lines being coalesced: consecutive
+    ``loadOrAllocateBlocks`` lines of one rank and window, with the ``copyBlock`` lines of that
+    rank among them, become one :class:`BlockLookups`; consecutive ``copyBlock`` lines of one
+    rank with no lookup one :class:`BlockCopies` (a lookup of that rank that follows takes
+    them over); any other event ends a run. At most one run is going on. The native
+    scanner's ``_scan.Runs`` does the same in C (same methods)."""
 
     __slots__ = ("_copies", "_lookups", "_out")
 
     def __init__(self) -> None:
         self._out: list[Event] = []
-        # [line, rank, window, matched, partial, copied, missed] and [line, rank, off, on]
+        # [line, rank, window, matched, partial, copied, missed, offloads, onboards]
+        # and [line, rank, offloads, onboards]
         self._lookups: list[Any] | None = None
         self._copies: list[Any] | None = None
 
     def lookup(self, line: int, rank: int | None, window: int | None, slot: int) -> None:
         """A lookup line; ``slot``: its outcome's counter (:data:`~p.LOOKUP_OUTCOMES`)."""
         run = self._lookups
-        if self._copies is not None or run is None or run[1] != rank or run[2] != window:
-            self.flush()
-            run = self._lookups = [line, rank, window, 0, 0, 0, 0]
+        if run is None or run[1] != rank or run[2] != window:
+            copies = self._copies
+            if copies is not None and copies[1] == rank:  # the lookups take the copies over
+                self._copies = None
+                run = self._lookups = [copies[0], rank, window, 0, 0, 0, 0, *copies[2:]]
+            else:
+                self.flush()
+                run = self._lookups = [line, rank, window, 0, 0, 0, 0, 0, 0]
         run[3 + slot] += 1
 
     def copy(self, line: int, rank: int | None, offload: bool) -> None:
-        if self._lookups is not None:
-            self._out.append(BlockLookups(*self._lookups))
+        run = self._lookups
+        if run is not None:
+            if run[1] == rank:
+                run[7 if offload else 8] += 1
+                return
+            self._out.append(BlockLookups(*run))
             self._lookups = None
         run = self._copies
         if run is None or run[1] != rank:
