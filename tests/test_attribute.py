@@ -194,3 +194,30 @@ def test_packing_requests_changes_no_number(name: str, monkeypatch: pytest.Monke
     monkeypatch.setattr(attribution, "OPEN_LIMIT", 1)
     assert as_json() == unpacked
     assert '"request_id"' in unpacked
+
+
+@pytest.mark.parametrize("block", [1, 3, 4096])
+def test_a_sealed_table_reads_back_every_request_as_it_was(
+    monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """Packed and read back a block of rows at a time, each request says what it said as an
+    object: its numbers, and None (not 0) for what the log did not show."""
+    import dataclasses
+
+    from kvverify.evidence import attribute as attribution
+
+    monkeypatch.setattr(attribution, "_ITER_BLOCK", block)
+    table = attribution.RequestTable(segment=2, rank=1)
+    made = []
+    for i in range(10):
+        req = attribution.Request(
+            seq=i, request_id=100 + i % 4, segment=2, rank=1, line=10 * i, input_length=40 + i,
+            reused_tokens=i * 3, matched=None if i % 3 else i, partial=i % 2, copied=None,
+            missed=7 if i % 2 else None, onboard_copies=i, offload_copies=None if i == 4 else 0,
+            stored_blocks=None if i % 5 else 2 ** 40 + i,
+        )  # fmt: skip
+        table.add(req)
+        made.append(dataclasses.replace(req, windows=[]))
+    table.seal()
+    assert list(table) == made
+    assert [table.at(i) for i in range(len(made))] == made

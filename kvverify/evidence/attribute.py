@@ -121,6 +121,8 @@ _BLANK = array("q", [NONE] * len(_PACKED))
 _HUGE = 1 << 62
 #: Requests kept as objects (in flight); older ones are packed, 96 bytes each.
 OPEN_LIMIT = 4096
+#: Packed requests read at a time when a sealed table is iterated.
+_ITER_BLOCK = 4096
 #: Request ids whose latest request a late line can still reach (ids come back): far more
 #: than a manager has in flight.
 RECENT_LIMIT = 16384
@@ -202,8 +204,37 @@ class RequestTable:
         return self._rows[_PACKED.index(name) :: len(_PACKED)]
 
     def __iter__(self) -> Iterator[Request]:
-        for position in range(len(self._ids)):
-            yield self.at(position)
+        if self._open:
+            for position in range(len(self._ids)):
+                yield self.at(position)
+            return
+        # Sealed: read a block of rows at a time, column by column (a report of a dense log
+        # makes tens of thousands of these per GiB; whole columns would double the table).
+        width, segment, rank = len(_PACKED), self._segment, self._rank
+        for first in range(0, len(self._ids), _ITER_BLOCK):
+            ids = self._ids[first : first + _ITER_BLOCK]
+            rows = self._rows[first * width : (first + len(ids)) * width]
+            columns = [rows[i::width] for i in range(width)]
+            for rid, seq, line, length, reused, m, p, c, x, on, off, st in zip(
+                ids, *columns, strict=True
+            ):
+                yield Request(
+                    seq,
+                    rid,
+                    segment,
+                    rank,
+                    line,
+                    length,
+                    reused,
+                    [],
+                    None if m == NONE else m,
+                    None if p == NONE else p,
+                    None if c == NONE else c,
+                    None if x == NONE else x,
+                    None if on == NONE else on,
+                    None if off == NONE else off,
+                    None if st == NONE else st,
+                )
 
     def at(self, position: int) -> Request:
         req = self._open.get(position)
