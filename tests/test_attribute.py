@@ -201,20 +201,23 @@ def test_a_sealed_table_reads_back_every_request_as_it_was(
     monkeypatch: pytest.MonkeyPatch, block: int
 ) -> None:
     """Packed and read back a block of rows at a time, each request says what it said as an
-    object: its numbers, and None (not 0) for what the log did not show."""
+    object: its numbers, and None (not 0) for what the log did not show; a number too wide for
+    32 bits (an id near 2**64, a huge count) widens the table and loses nothing packed before."""
     import dataclasses
 
     from kvverify.evidence import attribute as attribution
 
     monkeypatch.setattr(attribution, "_ITER_BLOCK", block)
+    monkeypatch.setattr(attribution, "OPEN_LIMIT", 2)  # packed as they come
     table = attribution.RequestTable(segment=2, rank=1)
     made = []
     for i in range(10):
         req = attribution.Request(
-            seq=i, request_id=100 + i % 4, segment=2, rank=1, line=10 * i, input_length=40 + i,
+            seq=i, request_id=2**64 - 1 - i if i > 6 else 100 + i % 4, segment=2, rank=1,
+            line=10 * i, input_length=40 + i,
             reused_tokens=i * 3, matched=None if i % 3 else i, partial=i % 2, copied=None,
             missed=7 if i % 2 else None, onboard_copies=i, offload_copies=None if i == 4 else 0,
-            stored_blocks=None if i % 5 else 2 ** 40 + i,
+            stored_blocks=2**40 + i if i == 5 else None if i % 3 else i,
         )  # fmt: skip
         table.add(req)
         made.append(dataclasses.replace(req, windows=[]))

@@ -27,6 +27,7 @@ window manager per attention-window size. The rules, stated in the README:
 from __future__ import annotations
 
 import itertools
+import operator
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -114,13 +115,17 @@ _PACKED = (
     "offload_copies",
     "stored_blocks",
 )
-NONE = -(1 << 63)  # a packed field the log did not show
-_BLANK = array("q", [NONE] * len(_PACKED))
+#: A packed field the log did not show (packed fields that may be missing are counts, never
+#: negative; it fits both widths of a table below).
+NONE = -(1 << 31)
+_BLANK = array("i", [NONE] * len(_PACKED))
+_BLANK_WIDE = array("q", _BLANK)
 #: Numbers above this cannot come from TensorRT-LLM (``%lu`` ids, ``%d`` lengths): a line
 #: holding one is damaged and left out.
 _HUGE = 1 << 62
-#: Requests kept as objects (in flight); older ones are packed, 96 bytes each.
+#: Requests kept as objects (in flight); older ones are packed, 48 bytes each.
 OPEN_LIMIT = 4096
+_packed_values = operator.attrgetter(*_PACKED)
 #: Packed requests read at a time when a sealed table is iterated.
 _ITER_BLOCK = 4096
 #: Request ids whose latest request a late line can still reach (ids come back): far more
@@ -130,11 +135,11 @@ RECENT_LIMIT = 16384
 
 class RequestTable:
     """The requests of one manager, in order of appearance, in memory that does not grow by
-    more than about a hundred bytes per request: the requests in flight are objects, the others
-    packed into arrays of integers (all of them once attribution is done: :meth:`seal`). A busy
-    server's DEBUG log holds some 60,000 requests per GiB; a 10 GiB log needs some 60 MB for
-    them, not 300. Whole columns (:meth:`column`) let the facts be derived without making an
-    object per request.
+    more than 48 bytes per request: the requests in flight are objects, the others packed into
+    arrays of 32-bit integers (all of them once attribution is done: :meth:`seal`), widened to
+    64 bits for the whole table when a number does not fit. A busy server's DEBUG log holds
+    some 60,000 requests per GiB; a 10 GiB log needs some 30 MB for them, not 300. Whole
+    columns (:meth:`column`) let the facts be derived without making an object per request.
 
     A line about a request goes to the latest request with its id among the last
     :data:`RECENT_LIMIT` ids (far more than can be in flight at once)."""
@@ -144,8 +149,8 @@ class RequestTable:
     def __init__(self, segment: int, rank: int | None) -> None:
         self._segment = segment
         self._rank = rank
-        self._ids = array("Q")  # request ids are unsigned 64-bit (padding: 2**64 - 1)
-        self._rows = array("q")
+        self._ids = array("I")  # request ids: unsigned, widened to 64 bits when one needs it
+        self._rows = array("i")
         self._open: dict[int, Request] = {}  # position -> request, least recently used first
         self._recent: dict[int, int] = {}  # request id -> position, oldest first
 
@@ -157,8 +162,12 @@ class RequestTable:
 
     def add(self, req: Request) -> None:
         position = len(self._ids)
-        self._ids.append(req.request_id)
-        self._rows.extend(_BLANK)
+        try:
+            self._ids.append(req.request_id)
+        except OverflowError:
+            self._ids = array("Q", self._ids)
+            self._ids.append(req.request_id)
+        self._rows.extend(_BLANK if self._rows.typecode == "i" else _BLANK_WIDE)
         self._open[position] = req
         self._recent.pop(req.request_id, None)
         self._recent[req.request_id] = position
@@ -241,13 +250,16 @@ class RequestTable:
         return req if req is not None else self._unpack(position)
 
     def _pack_oldest(self, count: int) -> None:
-        rows, width = self._rows, len(_PACKED)
+        width = len(_PACKED)
         for position in list(itertools.islice(self._open, count)):
             req = self._open.pop(position)
             at = position * width
-            for i, name in enumerate(_PACKED):
-                value = getattr(req, name)
-                rows[at + i] = NONE if value is None else value
+            row = [NONE if value is None else value for value in _packed_values(req)]
+            try:
+                self._rows[at : at + width] = array(self._rows.typecode, row)
+            except OverflowError:  # the first number that needs 64 bits
+                self._rows = array("q", self._rows)
+                self._rows[at : at + width] = array("q", row)
 
     def _unpack(self, position: int) -> Request:
         at = position * len(_PACKED)
