@@ -301,24 +301,17 @@ def processes_tagged(tag: str) -> list[int]:
     return found
 
 
-def start_run(path: str, out: Path) -> subprocess.Popen[str]:
+def start_run(
+    path: str, out: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``kvverify run`` of the stand-in engine's ``offload_on`` variant, in its own process."""
+    engine = ["--engine", "trtllm", "--variant", "offload_on", "--out", str(out)]
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kvverify",
-            "run",
-            path,
-            "--engine",
-            "trtllm",
-            "--variant",
-            "offload_on",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, "-m", "kvverify", "run", path, *engine, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
 
 
@@ -405,27 +398,7 @@ def test_an_interrupt_is_reported_once_as_such(tmp_path: Path) -> None:
     # stop it) is not an engine error, and nothing hints at llm.shutdown().
     path = scenario_with(tmp_path, engine__env={"STANDIN_FAULT": "hang:2"})
     env = {**os.environ, "PYTHONPATH": str(STANDIN)}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kvverify",
-            "run",
-            path,
-            "--engine",
-            "trtllm",
-            "--variant",
-            "offload_on",
-            "--out",
-            str(tmp_path / "out"),
-            "--format",
-            "json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = start_run(path, tmp_path / "out", "--format", "json", env=env)
     log = tmp_path / "out" / "offload_on.log"
     wait_for(log, '"t":"step_begin","step":2')
     time.sleep(0.3)
