@@ -9,22 +9,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import use_parser
 from logmaker import seed_log
 
 from kvverify.evidence import parallel
 from kvverify.evidence.attribute import attribute
 from kvverify.evidence.events import BlockLookups, LevelSeen, LogShape
-from kvverify.evidence.parse import engine_name, native_available, parse_bytes
+from kvverify.evidence.parse import native_available, parse_bytes
 from kvverify.evidence.sources import LogSource
 
 
 @pytest.fixture(params=["native", "python"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """The parser path the test runs on: native takes threads, pure Python processes."""
-    if request.param == "native" and not native_available():
-        pytest.skip("the native scanner is not built here")
-    monkeypatch.setenv("KVVERIFY_NATIVE", "1" if request.param == "native" else "0")
-    assert engine_name() == request.param
+    use_parser(monkeypatch, request.param)
     return str(request.param)
 
 

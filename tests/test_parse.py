@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from itertools import zip_longest
 
 import pytest
@@ -35,23 +34,11 @@ from kvverify.evidence.events import (
 from kvverify.evidence.parse import (
     MAX_TEXT,
     Scanner,
-    engine_name,
     iter_events,
-    native_available,
     parse_bytes,
 )
 
-
-@pytest.fixture(autouse=True, scope="module", params=["native", "python"])
-def engine(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Every test here runs on both parser paths (tests/test_native.py fails the suite when the
-    native one should have been built and was not)."""
-    if request.param == "native" and not native_available():
-        pytest.skip("the native scanner is not built here")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KVVERIFY_NATIVE", "1" if request.param == "native" else "0")
-        assert engine_name() == request.param
-        yield request.param
+pytestmark = pytest.mark.usefixtures("each_parser")  # both parser paths
 
 
 def _key(events: list[Event]) -> list[str]:

@@ -3,7 +3,6 @@ bytes are chunked, and lines that are not evidence never change the numbers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,19 +12,9 @@ from logmaker import seed_log
 
 from kvverify.evidence.attribute import Evidence, attribute
 from kvverify.evidence.events import LevelSeen, LogShape
-from kvverify.evidence.parse import engine_name, iter_events, native_available, parse_bytes
+from kvverify.evidence.parse import iter_events, parse_bytes
 
-
-@pytest.fixture(autouse=True, scope="module", params=["native", "python"])
-def engine(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Every test here runs on both parser paths (tests/test_native.py fails the suite when the
-    native one should have been built and was not)."""
-    if request.param == "native" and not native_available():
-        pytest.skip("the native scanner is not built here")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KVVERIFY_NATIVE", "1" if request.param == "native" else "0")
-        assert engine_name() == request.param
-        yield request.param
+pytestmark = pytest.mark.usefixtures("each_parser")  # both parser paths
 
 
 # Bytes that look like TensorRT-LLM output: prefixes, brackets, digits, keywords' pieces.
