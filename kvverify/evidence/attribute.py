@@ -516,19 +516,12 @@ class Attributor:
             LogShape: self._shape,
         }
 
-    # The two hottest handlers (a busy server prints millions of these lines per GiB): they
-    # only count, per rank; _settle adds the counts to the segment when a request claims them.
+    # The hottest handlers (a run of per-block lines each: about one per request): they only
+    # count, per rank; _settle adds the counts to the segment when a request claims them.
 
     def _lookups(self, e: BlockLookups) -> None:
-        rank = e.rank
-        seg = self._current.get(rank)
-        if seg is None or seg.run != self._run or seg.summaries:
-            seg = self._new_segment(rank, e.line)
-        seg.used = True
-        self._pending_window[rank] = e.window
-        p = self._pending.get(rank)
-        if p is None:
-            p = self._pending[rank] = [0, 0, 0, 0, 0, 0]
+        p = self._pending_counts(e.rank, e.line)
+        self._pending_window[e.rank] = e.window
         p[0] += e.matched
         p[1] += e.partial
         p[2] += e.copied
@@ -537,16 +530,18 @@ class Attributor:
         p[5] += e.offloads
 
     def _copies(self, e: BlockCopies) -> None:
-        rank = e.rank
-        seg = self._current.get(rank)
-        if seg is None or seg.run != self._run or seg.summaries:
-            seg = self._new_segment(rank, e.line)
-        seg.used = True
+        p = self._pending_counts(e.rank, e.line)
+        p[4] += e.onboards
+        p[5] += e.offloads
+
+    def _pending_counts(self, rank: int | None, line: int) -> list[int]:
+        """The counts of per-block and copy lines waiting on ``rank`` for a request to claim
+        them (matched, partial, copied, missed, onboards, offloads)."""
+        self._segment_for_use(rank, line)
         p = self._pending.get(rank)
         if p is None:
             p = self._pending[rank] = [0, 0, 0, 0, 0, 0]
-        p[4] += e.onboards
-        p[5] += e.offloads
+        return p
 
     def _prepopulated(self, e: PrepopulatedLength) -> None:
         if max(e.request_id, abs(e.length), e.prompt_len) >= _HUGE:
