@@ -317,19 +317,19 @@ class ScenarioItem(pytest.Item):
                 notes.append(f"baseline: not written for {key} (its checks did not pass)")
         elif baseline is not None and report.verdict in ("pass", "fail", "not_analyzable"):
             from kvverify.gate.diff import Gate
-            from kvverify.gate.gates import apply
 
-            report = apply(report, Gate(baseline=baseline), outcome.tolerance)
+            report = Gate(baseline=baseline).apply(report, outcome.tolerance)
         if report.verdict != "pass":
             raise Failure(_headline(report, outcome), self._text(report, outcome, notes))
 
     def _run(self, settings: Settings) -> Outcome:
         from kvverify.run import run_scenario
+        from kvverify.scenario import load
 
         assert self.variant is not None
         notices: list[str] = []
         outcome = run_scenario(
-            str(self.path),
+            load(self.path),
             variants=(self.variant,),
             engine=settings.engine,
             out_dir=self.file.directory,
@@ -349,10 +349,12 @@ class ScenarioItem(pytest.Item):
         if outcome.stopped_by == signal.SIGINT:
             raise KeyboardInterrupt
         if outcome.stopped_by is not None:
+            from kvverify import exitcodes
+
             name = signal.Signals(outcome.stopped_by).name
             pytest.exit(
                 f"kvverify: received {name} while {self.nodeid} ran: stopped",
-                returncode=outcome.report.exit_code,
+                returncode=exitcodes.for_signal(outcome.stopped_by),
             )
         return outcome
 

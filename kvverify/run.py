@@ -10,22 +10,20 @@ A run never destroys an earlier run's evidence (:mod:`kvverify.rundir`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kvverify import exitcodes
 from kvverify.check import Inputs, check_paths
 from kvverify.engines import base
 from kvverify.engines.sim.dialects import DEFAULT_DIALECT
-from kvverify.errors import EngineUnavailable, KvverifyError
+from kvverify.errors import KvverifyError
 from kvverify.plan import Plan, Prompt
 from kvverify.predict import marker_for
 from kvverify.result import CheckReport
 from kvverify.rundir import DEFAULT_ROOT, Overwrite, claim_directory
 from kvverify.runner.supervise import Progress, RunResult, run_variant
-from kvverify.scenario import Scenario, Variant, load
+from kvverify.scenario import Scenario, Variant
 
 
 @dataclass
@@ -80,12 +78,12 @@ def plan_for(
 
 
 def run_scenario(
-    path: str,
+    scenario: Scenario,
     *,
     variants: tuple[str, ...] = (),
     engine: str = "auto",
     out_dir: Path | None = None,
-    overwrite: Overwrite | bool = False,
+    overwrite: Overwrite = "no",
     timeout: float | None = None,
     dialect: str | None = None,
     python: str | None = None,
@@ -93,25 +91,13 @@ def run_scenario(
     notice: Callable[[str], None] | None = None,
     root: Path = DEFAULT_ROOT,
 ) -> Outcome:
-    """Run a scenario's variants and check their logs. The scenario is validated, the engine
+    """Run a scenario's variants (loaded: validated) and check their logs. The engine is
     resolved and the output directory claimed before any engine starts (without ``out_dir``,
-    a new one below ``root/<scenario>/``)."""
-    scenario = load(path)
+    a new one below ``root/<scenario>/``). Stopped by a signal, the report's exit code is
+    still its verdict's: the caller adds the signal's (:func:`~kvverify.exitcodes.for_signal`)
+    after any gate."""
     selected = scenario.select(variants)
-    if python is not None and engine == "sim":
-        raise KvverifyError(
-            "--python runs the worker under TensorRT-LLM's interpreter; the reference model "
-            "runs in kvverify's own",
-            hint="drop --python, or use --engine trtllm",
-        )
     name = base.resolve(engine, python=python)
-    if name == "trtllm" and engine == "trtllm" and not base.has_tensorrt_llm(python):
-        where = f" under {python}" if python else ""
-        raise EngineUnavailable(
-            f"the engine could not start: TensorRT-LLM is not installed{where} (no module "
-            "named 'tensorrt_llm')",
-            hint=f"install it on this host (see the README), or {base.SIM_HINT}",
-        )
     if dialect is not None and name != "sim":
         raise KvverifyError(
             "--dialect applies to the reference model only",
@@ -133,8 +119,5 @@ def run_scenario(
             break  # asked to stop, or the engine cannot start for any variant
     report = check_paths([str(r.log) for r in runs], Inputs())
     stopped_by = runs[-1].stopped_by if runs else None
-    if stopped_by is not None:
-        # Stopped by a signal: 128 + its number, as a shell reports it (Ctrl-C: 130).
-        report = dataclasses.replace(report, exit_code=exitcodes.for_signal(stopped_by))
     tolerance = {variant.name: dict(variant.tolerance) for variant in selected}
     return Outcome(report, runs, name, directory, stopped_by, tolerance)

@@ -43,28 +43,28 @@ Overwrite = Literal["no", "run", "variants"]
 def claim_directory(
     scenario: str,
     out_dir: Path | None,
-    overwrite: Overwrite | bool,
+    overwrite: Overwrite,
     variants: list[str],
     *,
     root: Path = DEFAULT_ROOT,
 ) -> Path:
     """The directory this run writes to, created and checked writable before any engine
-    starts. Never one that holds an earlier run's logs, unless ``overwrite``: ``"run"`` (or
-    True, ``--overwrite``) replaces the whole earlier run, so that a directory never mixes two
+    starts. Never one that holds an earlier run's logs, unless ``overwrite``: ``"run"``
+    (``--overwrite``) replaces the whole earlier run, so that a directory never mixes two
     runs' logs; ``"variants"`` only the variants run (a session adding to its own directory,
     as the pytest plugin does). Without ``out_dir``, a new one below ``root/<scenario>/``."""
-    mode: Overwrite = ("run" if overwrite else "no") if isinstance(overwrite, bool) else overwrite
     try:
         if out_dir is None:
             directory = _new_run_directory(root / scenario)
         else:
             directory = out_dir
             directory.mkdir(parents=True, exist_ok=True)
-            earlier = sorted(p.name for p in directory.glob("*.log"))
-            if earlier and mode == "no":
+            earlier = sorted(directory.glob("*.log"))
+            if earlier and overwrite == "no":
+                names = [p.name for p in earlier]
                 raise KvverifyError(
-                    f"already holds logs of an earlier run ({', '.join(earlier[:4])}"
-                    + (", ..." if len(earlier) > 4 else "")
+                    f"already holds logs of an earlier run ({', '.join(names[:4])}"
+                    + (", ..." if len(names) > 4 else "")
                     + "): a run never replaces evidence",
                     where=str(directory),
                     hint="give a new directory, leave out --out (each run then gets its own), "
@@ -72,9 +72,9 @@ def claim_directory(
                 )
             replaced = {
                 "no": [],
-                "run": list(directory.glob("*.log")),
+                "run": earlier,
                 "variants": [directory / f"{v}.log" for v in variants],
-            }[mode]
+            }[overwrite]
             for log in replaced:
                 log.unlink(missing_ok=True)
                 log.with_suffix(".plan.json").unlink(missing_ok=True)

@@ -365,6 +365,22 @@ def test_a_signal_stops_the_engine_keeps_the_log_and_exits_128_plus_it(
 
 
 @pytest.mark.usefixtures("standin")
+def test_a_gated_run_stopped_by_a_signal_reports_the_code_it_exits_with(
+    run: Run, tmp_path: Path
+) -> None:
+    baseline = tmp_path / "baseline.json"
+    golden = Path(__file__).resolve().parent.parent / "golden_logs" / "offloading_enabled.log"
+    assert run("check", str(golden), "--save-baseline", str(baseline)).code == 0
+    path = scenario_with(tmp_path, engine__env={"STANDIN_FAULT": "hang:2"})
+    proc = start_run(path, tmp_path / "out", "--baseline", str(baseline))
+    wait_for(tmp_path / "out" / "offload_on.log", '"t":"step_begin","step":2')
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "exit 143)" in out
+
+
+@pytest.mark.usefixtures("standin")
 def test_what_the_engine_prints_while_being_stopped_is_kept(run: Run, tmp_path: Path) -> None:
     path = scenario_with(
         tmp_path, engine__env={"STANDIN_FAULT": "hang:2", "STANDIN_TERM": "report"}

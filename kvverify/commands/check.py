@@ -26,11 +26,7 @@ def main(
         inputs, tolerance = scenario_inputs(scenario, variant, inputs)
     elif variant is not None:
         raise KvverifyError("--variant needs --scenario", hint="add --scenario FILE")
-    result = check_paths(list(logs), inputs)
-    if gate.baseline is not None or gate.save is not None:
-        from kvverify.gate.gates import apply as apply_gate  # imported when a gate is asked
-
-        result = apply_gate(result, gate, tolerance)
+    result = gate.apply(check_paths(list(logs), inputs), tolerance)
     publish(result, output)
     return result.exit_code
 

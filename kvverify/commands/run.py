@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from kvverify import exitcodes
@@ -13,6 +14,7 @@ from kvverify.options import Output
 from kvverify.publish import publish
 from kvverify.run import run_scenario
 from kvverify.runner.supervise import Event
+from kvverify.scenario import load
 from kvverify.text import clean
 
 
@@ -33,14 +35,14 @@ def main(
     gate: Gate,
     output: Output,
 ) -> int:
-    path = scenario or str(builtin_scenario())
+    chosen = load(scenario or str(builtin_scenario()))
     try:
         outcome = run_scenario(
-            path,
+            chosen,
             variants=variants,
             engine=engine,
             out_dir=out_dir,
-            overwrite=overwrite,
+            overwrite="run" if overwrite else "no",
             timeout=None if timeout <= 0 else timeout,
             dialect=dialect,
             python=python,
@@ -49,21 +51,17 @@ def main(
         )
     except EngineUnavailable as exc:  # a broken runner: said in every report, exit 3
         console.err(f"kvverify: {exc.render()}")
-        from kvverify.scenario import load
-
-        chosen = load(path)
         logs = [not_run(chosen.name, v.name, exc) for v in chosen.select(variants)]
         publish(report(logs), output)
         return exitcodes.ENGINE
-    result = outcome.report
-    if gate.baseline is not None or gate.save is not None:
-        from kvverify.gate.gates import apply as apply_gate  # imported when a gate is asked
-
-        result = apply_gate(result, gate, outcome.tolerance)
+    result = gate.apply(outcome.report, outcome.tolerance)
+    if outcome.stopped_by is not None:
+        # Stopped by a signal: 128 + its number, as a shell reports it (Ctrl-C: 130).
+        result = dataclasses.replace(result, exit_code=exitcodes.for_signal(outcome.stopped_by))
     publish(result, output)
     if output.fmt != "json":
         console.err(f"logs: {outcome.directory}")
-    return result.exit_code if outcome.stopped_by is None else outcome.report.exit_code
+    return result.exit_code
 
 
 class Progress:

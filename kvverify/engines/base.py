@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from kvverify.errors import EngineUnavailable
+from kvverify.errors import EngineUnavailable, KvverifyError
 from kvverify.plan import Plan, Step
 
 EngineName = Literal["trtllm", "sim"]
@@ -114,8 +114,23 @@ def resolve(choice: str, *, python: str | None = None, ci: bool | None = None) -
     broken, and falling back to the model would turn the gate green on no evidence at all."""
     if choice not in ENGINE_CHOICES:
         raise EngineUnavailable(f"unknown engine {choice!r}", hint="choose auto, trtllm or sim")
-    if choice != "auto":
-        return choice  # type: ignore[return-value]
+    if python is not None and choice == "sim":
+        raise KvverifyError(
+            "--python runs the worker under TensorRT-LLM's interpreter; the reference model "
+            "runs in kvverify's own",
+            hint="drop --python, or use --engine trtllm",
+        )
+    if choice == "sim":
+        return "sim"
+    if choice == "trtllm":
+        if not has_tensorrt_llm(python):
+            where = f" under {python}" if python else ""
+            raise EngineUnavailable(
+                f"the engine could not start: TensorRT-LLM is not installed{where} (no module "
+                "named 'tensorrt_llm')",
+                hint=f"install it on this host (see the README), or {SIM_HINT}",
+            )
+        return "trtllm"
     if has_tensorrt_llm(python):
         return "trtllm"
     if python is not None:  # that interpreter is there to run TensorRT-LLM: no fallback

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kvverify.errors import KvverifyError
-from kvverify.gate.baseline import Baseline, Entry, Number
+from kvverify.gate.baseline import Baseline, Entry, Number, Tolerances
 from kvverify.metrics import ENGINE_METRICS
-from kvverify.result import Finding, FindingStatus, Kind
+from kvverify.result import CheckReport, Finding, FindingStatus, Kind
 from kvverify.text import quote
 
 #: +1: more is better (reuse); -1: less is better (misses, errors, latency); absent: neutral.
@@ -101,6 +101,15 @@ class Gate:
     baseline: Path | None = None
     save: Path | None = None
     tolerance: dict[str, Tolerance] = field(default_factory=dict)
+
+    def apply(self, result: CheckReport, tolerances: Tolerances | None = None) -> CheckReport:
+        """The result with the gate applied (:func:`kvverify.gate.gates.apply`), or as it is
+        when no baseline is given or asked for: the gate's code is imported only then."""
+        if self.baseline is None and self.save is None:
+            return result
+        from kvverify.gate.gates import apply  # the gate imports this module
+
+        return apply(result, self, tolerances)
 
 
 @dataclass(frozen=True)
