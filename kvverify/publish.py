@@ -40,7 +40,7 @@ _CHECK = _Renderers(
 )
 _COMPARE = _Renderers(
     lambda r, _verbose: report.compare_terminal(r),
-    lambda r, fh: fh.write(report.compare_json(r)),
+    report.write_json,
     report.compare_junit,
     report.compare_markdown,
     report.compare_annotations,

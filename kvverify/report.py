@@ -31,7 +31,7 @@ from kvverify.result import (
     Side,
     SummaryReport,
 )
-from kvverify.text import clean
+from kvverify.text import clean, nonfinite
 
 if TYPE_CHECKING:
     from xml.etree.ElementTree import Element
@@ -53,7 +53,7 @@ def fmt_value(value: float | None) -> str:
     if value is None:
         return "-"
     if not math.isfinite(value):
-        return _nonfinite(value)
+        return nonfinite(value)
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.4g}"
@@ -222,15 +222,11 @@ def _overall(report: CheckReport) -> str:
     )
 
 
-def _nonfinite(value: float) -> str:
-    return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
-
-
 def _plain(value: Any) -> Any:
     """A result record as JSON data: records as objects, tuples as arrays, nan and inf as
     strings."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else _nonfinite(value)
+        return value if math.isfinite(value) else nonfinite(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple | list):
@@ -278,8 +274,9 @@ def _log_chunks(log: LogReport, indent: int) -> Iterator[str]:
     yield "\n" + " " * indent + "}"
 
 
-def write_json(report: CheckReport, out: SupportsWrite[str]) -> None:
-    """The JSON report, written as it is made: a log's requests are never all in memory."""
+def write_json(report: CheckReport | CompareReport, out: SupportsWrite[str]) -> None:
+    """A JSON report (of a check or a comparison), written as it is made: a log's requests
+    are never all in memory."""
     out.write("{")
     first = True
     fields = [f.name for f in dataclasses.fields(report)]
@@ -287,7 +284,7 @@ def write_json(report: CheckReport, out: SupportsWrite[str]) -> None:
     for name in ("schema", "schema_version", *(n for n in fields if not n.startswith("schema"))):
         out.write(("\n" if first else ",\n") + "  " + json.dumps(name) + ": ")
         first = False
-        if name == "logs":
+        if isinstance(report, CheckReport) and name == "logs":
             out.write("[")
             sep = "\n"
             for log in report.logs:
@@ -569,10 +566,10 @@ def compare_markdown(report: CompareReport) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for f in findings:
-            icon = {"fail": "❌", "pass": "✅", "note": "ℹ️"}[f.status]
             lines.append(
-                f"| {icon} | `{md_text(f.name, 80)}` | {md_text(_finding_value(f.old))} | "
-                f"{md_text(_finding_value(f.new))} | {_delta(f)} | {f.tolerance or ''} | "
+                f"| {_COMPARE_ICON[f.status]} | `{md_text(f.name, 80)}` | "
+                f"{md_text(_finding_value(f.old))} | {md_text(_finding_value(f.new))} | "
+                f"{_delta(f)} | {f.tolerance or ''} | "
                 f"{md_text(f.message) if f.status != 'pass' else ''} |"
             )
         lines.append("")
@@ -610,9 +607,3 @@ def compare_annotations(report: CompareReport) -> str:
         title = _esc(f"kvverify compare: {f.entry}: {f.name}", prop=True)
         out.append(f"::{level} file={file},title={title}::{_esc(f.message)}")
     return "\n".join(out) + ("\n" if out else "")
-
-
-def compare_json(report: CompareReport) -> str:
-    data = {"schema": report.schema, "schema_version": report.schema_version}
-    data.update({k: v for k, v in _plain(report).items() if k not in data})
-    return json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"

@@ -8,6 +8,8 @@ expression. Whatever a human-readable report echoes goes through :func:`clean` o
 
 from __future__ import annotations
 
+import math
+
 #: Quotes longer than this are cut (in the middle of a message: a name, an expression).
 QUOTE_LIMIT = 80
 #: Longer texts (an error line of the log) are cut here.
@@ -44,3 +46,8 @@ def clean(text: str, limit: int = LINE_LIMIT) -> str:
 def quote(text: str, limit: int = QUOTE_LIMIT) -> str:
     """``text`` in quotes, cleaned and cut: for names and expressions inside a message."""
     return "'" + clean(text, limit) + "'"
+
+
+def nonfinite(value: float) -> str:
+    """How nan and inf are written where JSON has no number for them: as strings."""
+    return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"

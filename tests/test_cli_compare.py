@@ -341,6 +341,20 @@ def test_two_logs_of_one_name_are_two_entries(run: Run, tmp_path: Path) -> None:
     assert {e["metrics"]["reused_blocks"] for e in entries.values()} == {0, 4}
 
 
+def test_two_logs_of_one_name_are_checked_against_their_own_entries(
+    run: Run, tmp_path: Path
+) -> None:
+    logs = []
+    for name, log in (("a", ENABLED), ("b", DISABLED)):
+        (tmp_path / name).mkdir()
+        logs.append(tmp_path / name / "run.log")
+        logs[-1].write_bytes(log.read_bytes())
+    base = tmp_path / "two.json"
+    run("check", "-e", "errors == 0", "--save-baseline", str(base), *map(str, logs))
+    r = run("check", "-e", "errors == 0", "--baseline", str(base), *map(str, logs))
+    assert r.code == 0, r.out
+
+
 def test_infinite_values_keep_the_comparison_strict_json(run: Run, tmp_path: Path) -> None:
     text = ENABLED.read_text().replace(
         "reused unique blocks percentage (%): 12.90", "reused unique blocks percentage (%): inf"

@@ -19,12 +19,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from kvverify import __version__
 from kvverify.errors import InputError
-from kvverify.result import CheckReport, LogReport
-from kvverify.text import clean
+from kvverify.result import CheckReport, EngineName, LogReport
+from kvverify.text import clean, nonfinite
 
 SCHEMA = "kvverify/baseline"
 SCHEMA_VERSION = 1
@@ -69,7 +69,7 @@ def _number(value: float | None) -> Number | None:
     if value is None:
         return None
     if not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return nonfinite(value)
     return int(value) if float(value).is_integer() else round(value, 6)
 
 
@@ -135,21 +135,25 @@ def tolerance_of(tolerances: Tolerances | None, log: LogReport) -> Mapping[str, 
     return tolerances.get(log.variant or "", tolerances.get("", {}))
 
 
+def entries_of(report: CheckReport, tolerances: Tolerances | None = None) -> list[Entry]:
+    """One entry per log, in the logs' order, each with the tolerances its scenario variant
+    gives. Two logs of the same key (file name, or scenario/variant) are told apart by their
+    paths: one never hides the other."""
+    projected = [project(log, tolerance_of(tolerances, log)) for log in report.logs]
+    keys = [e.key for e in projected]
+    return [
+        dataclasses.replace(entry, key=f"{entry.key} ({log.path})")
+        if keys.count(entry.key) > 1
+        else entry
+        for entry, log in zip(projected, report.logs, strict=True)
+    ]
+
+
 def from_report(
     report: CheckReport, tolerances: Tolerances | None = None, source: str = ""
 ) -> Baseline:
-    """One entry per log, each with the tolerances its scenario variant gives. Two logs of the
-    same key (file name, or scenario/variant) are told apart by their paths: one never hides
-    the other."""
-    projected = [project(log, tolerance_of(tolerances, log)) for log in report.logs]
-    keys = [e.key for e in projected]
-    entries: dict[str, Entry] = {}
-    for entry, log in zip(projected, report.logs, strict=True):
-        kept = entry
-        if keys.count(entry.key) > 1:
-            kept = dataclasses.replace(entry, key=f"{entry.key} ({log.path})")
-        entries[kept.key] = kept
-    return Baseline(entries, source)
+    """A baseline of a check result: :func:`entries_of`, by key."""
+    return Baseline({e.key: e for e in entries_of(report, tolerances)}, source)
 
 
 # -- the file ------------------------------------------------------------------------------------
@@ -240,6 +244,10 @@ def parse(text: str, path: str) -> Baseline:
         data = json.loads(text)
     except ValueError as exc:
         raise _bad(path, f"invalid JSON ({exc})") from None
+    return _from_data(data, path)
+
+
+def _from_data(data: Any, path: str) -> Baseline:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise _bad(path, f'no "schema": "{SCHEMA}"')
     version = data.get("schema_version")
@@ -258,11 +266,7 @@ def parse(text: str, path: str) -> Baseline:
         if not isinstance(raw, dict):
             raise _bad(path, f"{where} is not an object")
         engine = raw.get("engine", {})
-        if not isinstance(engine, dict) or engine.get("name", "unknown") not in (
-            "trtllm",
-            "sim",
-            "unknown",
-        ):
+        if not isinstance(engine, dict) or engine.get("name", "unknown") not in _ENGINES:
             raise _bad(path, f"{where}.engine is not {{name: trtllm|sim|unknown, version}}")
         families = raw.get("families", [])
         if not isinstance(families, list) or not all(isinstance(f, str) for f in families):
@@ -289,6 +293,10 @@ def parse(text: str, path: str) -> Baseline:
     return Baseline(entries, path, str(data.get("kvverify_version") or "?"))
 
 
+#: The engine names a baseline may hold ("unknown": a log that named none).
+_ENGINES = get_args(EngineName)
+
+
 def _str(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -306,7 +314,7 @@ def as_baseline(text: str, path: str) -> Baseline | None:
         "kvverify/compare-report",
     ):
         raise _bad(path, f"it is a {data['schema']}, not a baseline")
-    return parse(text.lstrip("\ufeff"), path)
+    return _from_data(data, path)
 
 
 def load(path: str) -> Baseline:

@@ -16,8 +16,9 @@ from kvverify.gate.baseline import (
     Entry,
     Tolerances,
     as_baseline,
+    entries_of,
     from_report,
-    key_of,
+    save,
     tolerance_of,
 )
 from kvverify.gate.baseline import load as load_baseline
@@ -27,6 +28,8 @@ from kvverify.rundir import run_logs
 
 #: A JSON file up to this size is read whole to see whether it is a baseline.
 BASELINE_LIMIT = 64 << 20
+#: What is read of a file first: enough to see whether it starts like JSON.
+_SNIFF = 4096
 
 
 def load_side(path: str, jobs: int = 1) -> tuple[Baseline, Side]:
@@ -38,16 +41,22 @@ def load_side(path: str, jobs: int = 1) -> tuple[Baseline, Side]:
     else:
         try:
             with where.open("rb") as fh:
-                head = fh.read(BASELINE_LIMIT + 1)
+                head = fh.read(_SNIFF)
+                # Only a file that starts like JSON is read whole (a log is scanned instead).
+                if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+                    head += fh.read(BASELINE_LIMIT + 1 - len(head))
+                    json_like = len(head) <= BASELINE_LIMIT
+                else:
+                    json_like = False
         except FileNotFoundError:
             raise InputError("no such file", where=path) from None
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror or exc}", where=path) from None
-        json_like = head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
-        if json_like and len(head) <= BASELINE_LIMIT:
+        if json_like:
             found = as_baseline(head.decode("utf-8", "replace"), path)
             if found is not None:
                 return found, _side(path, "baseline", found)
+        del head
         logs, kind = [path], "log"
     checked = report([check_source(LogSource(p), Inputs(jobs=jobs)) for p in logs])
     baseline = from_report(checked, source=path)
@@ -92,13 +101,6 @@ def compare(
 # -- drift checks next to a check's own -----------------------------------------------------------
 
 
-def _old_entry(baseline: Baseline, log: LogReport, logs: int) -> Entry | None:
-    entry = baseline.entries.get(key_of(log))
-    if entry is None and logs == 1 and len(baseline.entries) == 1:
-        (entry,) = baseline.entries.values()
-    return entry
-
-
 def _as_check(f: Finding) -> Check:
     number = f.new if isinstance(f.new, int | float) else None
     return Check(
@@ -111,11 +113,12 @@ def _as_check(f: Finding) -> Check:
 
 
 def _drift_of(
-    log: LogReport, old: Entry | None, known: list[str], tolerance: Mapping[str, Tolerance]
+    log: LogReport,
+    new: Entry,
+    old: Entry | None,
+    known: list[str],
+    tolerance: Mapping[str, Tolerance],
 ) -> LogReport:
-    from kvverify.gate.baseline import project
-
-    new = project(log)
     checks: list[Check] = []
     notes = []
     why = "" if old is None else comparable(old, new)
@@ -140,14 +143,7 @@ def _drift_of(
             elif f.status == "fail" or (f.kind == "metric" and f.tolerance is not None):
                 checks.append(_as_check(f))
     all_checks = (*log.checks, *checks)
-    statuses = {c.status for c in checks}
-    verdict = exitcodes.worst(
-        [
-            log.verdict,
-            "fail" if "fail" in statuses else "pass",
-            "not_analyzable" if "not_analyzable" in statuses else "pass",
-        ]
-    )
+    verdict = exitcodes.worst([log.verdict, *(c.status for c in checks)])
     codes = {d.code for d in log.diagnoses}
     extra = [
         diagnose.make(c.diagnosis, c.reason)
@@ -168,14 +164,13 @@ def drift(
     """The check result with drift checks against ``baseline`` added to each log's own:
     tolerances from the command line, else the scenario's for the log's variant."""
     known = sorted(baseline.entries)
+    # Keyed as --save-baseline keys them; one log and a baseline of one entry always match.
+    alone = len(result.logs) == 1 and len(baseline.entries) == 1
     logs = []
-    for log in result.logs:
-        given = dict(tolerance)
-        scenario = parse_tolerances(tolerance_of(tolerances, log), "the scenario")
-        for name, tol in scenario.items():
-            given.setdefault(name, tol)
-        old = _old_entry(baseline, log, len(result.logs))
-        logs.append(_drift_of(log, old, known, given))
+    for log, new in zip(result.logs, entries_of(result), strict=True):
+        given = {**parse_tolerances(tolerance_of(tolerances, log), "the scenario"), **tolerance}
+        old = next(iter(baseline.entries.values())) if alone else baseline.entries.get(new.key)
+        logs.append(_drift_of(log, new, old, known, given))
     verdict = exitcodes.worst([log.verdict for log in logs])
     return dataclasses.replace(
         result, logs=tuple(logs), verdict=verdict, exit_code=exitcodes.for_verdict(verdict)
@@ -197,9 +192,7 @@ def apply(result: CheckReport, gate: Gate, tolerances: Tolerances | None = None)
             )
             logs = tuple(dataclasses.replace(g, diagnoses=(*g.diagnoses, why)) for g in result.logs)
             return dataclasses.replace(result, logs=logs)
-        from kvverify.gate.baseline import save as save_baseline
-
-        save_baseline(from_report(result, tolerances, str(gate.save)), gate.save)
+        save(from_report(result, tolerances, str(gate.save)), gate.save)
     if gate.baseline is None:
         return result
     return drift(result, load_baseline(str(gate.baseline)), gate.tolerance, tolerances)
