@@ -306,6 +306,17 @@ def test_a_baseline_is_saved_only_from_checks_that_pass(run: Run, tmp_path: Path
     assert path.is_file()
 
 
+def test_a_run_that_saves_no_baseline_still_shows_its_drift(
+    run: Run, baseline: Path, tmp_path: Path
+) -> None:
+    new = tmp_path / "new.json"
+    r = run("check", "--baseline", str(baseline), "--save-baseline", str(new), str(DISABLED))
+    assert r.code == 1
+    assert not new.exists()
+    assert "baseline-not-saved" in r.out
+    assert "reused_blocks vs baseline" in r.out
+
+
 def test_a_drop_on_another_rank_fails(run: Run, tmp_path: Path) -> None:
     tp2 = GOLDEN / "tp2-2026.log"
     base = tmp_path / "tp2.json"

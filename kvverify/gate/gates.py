@@ -182,17 +182,19 @@ def apply(result: CheckReport, gate: Gate, tolerances: Tolerances | None = None)
     (the checks still decide the exit code), and add drift checks against a baseline. The
     scenario's tolerances (per variant) are kept in a saved baseline; the command line's win
     over them."""
-    if gate.save is not None:
-        if result.verdict != "pass":
-            # A reference must be evidence that passed: a failing, crashed or unanalyzable
-            # run would make every later run look fine against it. Said in every report.
-            why = diagnose.make(
-                "baseline-not-saved",
-                f"{gate.save}: the checks did not pass (verdict {result.verdict}); nothing written",
-            )
-            logs = tuple(dataclasses.replace(g, diagnoses=(*g.diagnoses, why)) for g in result.logs)
-            return dataclasses.replace(result, logs=logs)
+    if gate.save is not None and result.verdict == "pass":
         save(from_report(result, tolerances, str(gate.save)), gate.save)
+    elif gate.save is not None:
+        # A reference must be evidence that passed: a failing, crashed or unanalyzable run
+        # would make every later run look fine against it. Said in every report.
+        why = diagnose.make(
+            "baseline-not-saved",
+            f"{gate.save}: the checks did not pass (verdict {result.verdict}); nothing written",
+        )
+        logs = tuple(dataclasses.replace(g, diagnoses=(*g.diagnoses, why)) for g in result.logs)
+        result = dataclasses.replace(result, logs=logs)
     if gate.baseline is None:
         return result
+    # The drift checks run whether or not a baseline was saved: a failing run shows what
+    # changed too.
     return drift(result, load_baseline(str(gate.baseline)), gate.tolerance, tolerances)
