@@ -34,6 +34,7 @@ from kvverify.result import (
     StepReport,
     SummaryReport,
 )
+from kvverify.text import number
 
 __all__ = ["Inputs", "StepPlan", "check_events", "check_paths", "check_source", "report"]
 
@@ -309,7 +310,9 @@ def _matches_checked(predicted: dict[str, Any] | None, view: View) -> list[Check
     out = []
     for spec in predicted["match"]:
         for metric, got, want, tol, ok in _compare(spec, predicted, observe):
-            where = f"the reference model predicts {fmt(want)}" + (f" ± {fmt(tol)}" if tol else "")
+            where = f"the reference model predicts {number(want)}" + (
+                f" ± {number(tol)}" if tol else ""
+            )
             if predicted.get("approximate_tokens"):
                 where += " (text prompts tokenized approximately)"
             status: Status = "not_analyzable" if ok is None else "pass" if ok else "fail"
@@ -350,12 +353,6 @@ def _compare(spec: dict[str, Any], predicted: dict[str, Any], observe: Any) -> l
             ok = None if got is None or want is None else abs(got - want) <= tol
             out.append((metric, got, want, tol, ok))
     return out
-
-
-def fmt(value: float | None) -> str:
-    if value is None:
-        return "nothing"
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 # -- expectations --------------------------------------------------------------------------------

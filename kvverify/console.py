@@ -37,8 +37,7 @@ class Console:
         except OSError as exc:  # a full disk, a device error: said once, on the other stream
             self._dead.add(key)
             _silence(stream)
-            other = sys.stderr if key == 1 else None
-            if other is not None and 2 not in self._dead:
+            if key == 1 and 2 not in self._dead:
                 self.err(f"kvverify: cannot write to stdout: {exc.strerror or exc}")
 
     def out(self, text: str, *, nl: bool = True) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
-from kvverify.exitcodes import Verdict
+from kvverify.exitcodes import CompareVerdict, Verdict
 
 SCHEMA = "kvverify/check-report"
 SCHEMA_VERSION = 1
@@ -127,9 +127,6 @@ class Requests:
     def __iter__(self) -> Iterator[RequestReport]:
         return iter(self._make() if self._make is not None else ())
 
-    def __bool__(self) -> bool:
-        return next(iter(self), None) is not None
-
 
 @dataclass(frozen=True)
 class LogReport:
@@ -192,12 +189,15 @@ class Finding:
     message: str
 
 
+SideKind = Literal["baseline", "log", "run"]
+
+
 @dataclass(frozen=True, slots=True)
 class Side:
     """One side of a comparison: where it came from and what it holds."""
 
     source: str
-    kind: Literal["baseline", "log", "run"]
+    kind: SideKind
     entries: tuple[str, ...]
     engines: tuple[str, ...]  # "trtllm 1.2.0rc2", "sim ..."
 
@@ -205,7 +205,7 @@ class Side:
 @dataclass(frozen=True)
 class CompareReport:
     kvverify_version: str
-    verdict: Literal["pass", "fail", "not_comparable"]
+    verdict: CompareVerdict
     exit_code: int
     reason: str  # why the sides cannot be compared (not_comparable), else ""
     old: Side

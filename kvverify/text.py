@@ -48,6 +48,13 @@ def quote(text: str, limit: int = QUOTE_LIMIT) -> str:
     return "'" + clean(text, limit) + "'"
 
 
+def number(value: float | None) -> str:
+    """A number in a message: whole numbers as integers, others short; None is "nothing"."""
+    if value is None:
+        return "nothing"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def nonfinite(value: float) -> str:
     """How nan and inf are written where JSON has no number for them: as strings."""
     return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"

@@ -157,9 +157,6 @@ class RequestTable:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def __bool__(self) -> bool:
-        return bool(self._ids)
-
     def add(self, req: Request) -> None:
         position = len(self._ids)
         try:

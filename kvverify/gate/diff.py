@@ -25,7 +25,7 @@ from kvverify.errors import KvverifyError
 from kvverify.gate.baseline import Baseline, Entry, Number, Tolerances
 from kvverify.metrics import ENGINE_METRICS
 from kvverify.result import CheckReport, Finding, FindingStatus, Kind
-from kvverify.text import quote
+from kvverify.text import number, quote
 
 #: +1: more is better (reuse); -1: less is better (misses, errors, latency); absent: neutral.
 DIRECTION: dict[str, int] = {
@@ -125,11 +125,20 @@ class Diff:
 
 
 def _fmt(value: Number | None) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, str):
-        return value
-    return f"{value:g}"
+    return value if isinstance(value, str) else number(value)
+
+
+def _said(
+    entry: str,
+    kind: Kind,
+    name: str,
+    status: FindingStatus,
+    message: str,
+    old: Number | None = None,
+    new: Number | None = None,
+) -> Finding:
+    """A finding that is not a difference of two numbers (an entry, a family, an era)."""
+    return Finding(entry, kind, name, old, new, None, None, status, message)
 
 
 def _compare_number(
@@ -175,7 +184,7 @@ def _compare_number(
     worse = direction * change < 0
     if change == 0:
         return Finding(entry, kind, name, old, new, 0.0, tol, "pass", f"{label}: {_fmt(new)}")
-    if not direction or (not worse and direction):
+    if not worse:
         status = "note"
         what = "improved" if direction else "changed"
         msg = f"{label} {what}: {_fmt(old)} -> {_fmt(new)}"
@@ -201,13 +210,20 @@ def _worse(
     return f"{what} {verb}: {_fmt(old)} -> {_fmt(new)}{allowed}"
 
 
-def _tolerance_for(name: str, given: Mapping[str, Tolerance], old: Entry) -> Tolerance | None:
-    """The command line's, else the scenario's (kept in the old baseline), else the default:
-    none allowed for a metric with a direction (latency: not gated)."""
-    if name in given:
-        return given[name]
-    if name in old.tolerance:
-        return parse_tolerance(name, old.tolerance[name], f"the baseline's tolerance of {name}")
+def _tolerances(old: Entry, given: Mapping[str, Tolerance]) -> dict[str, Tolerance]:
+    """The command line's, else the scenario's (kept in the old baseline)."""
+    kept = {
+        name: parse_tolerance(name, text, f"the baseline's tolerance of {name}")
+        for name, text in old.tolerance.items()
+    }
+    return {**kept, **given}
+
+
+def _tolerance_for(name: str, tolerances: Mapping[str, Tolerance]) -> Tolerance | None:
+    """The metric's tolerance (:func:`_tolerances`), else the default: none allowed for a
+    metric with a direction (latency: not gated)."""
+    if name in tolerances:
+        return tolerances[name]
     if name in DIRECTION and name not in UNGATED:
         return Tolerance(0.0)
     return None
@@ -249,71 +265,58 @@ def comparable(old: Entry, new: Entry) -> str:
 
 def diff_entries(old: Entry, new: Entry, given: Mapping[str, Tolerance]) -> list[Finding]:
     key = new.key
+    tolerances = _tolerances(old, given)
     out: list[Finding] = []
     if new.verdict in _BROKEN:
         out.append(
-            Finding(
+            _said(
                 key,
                 "entry",
                 "verdict",
-                old.verdict,
-                new.verdict,
-                None,
-                None,
                 "fail",
                 f"the new side's run did not end ({new.verdict}): its numbers are partial",
+                old.verdict,
+                new.verdict,
             )
         )
     if old.engine_version != new.engine_version:
         out.append(
-            Finding(
+            _said(
                 key,
                 "engine",
                 "engine_version",
-                old.engine_version,
-                new.engine_version,
-                None,
-                None,
                 "note",
                 f"engine version {old.engine_version or '?'} -> {new.engine_version or '?'}",
+                old.engine_version,
+                new.engine_version,
             )
         )
     if old.era != new.era:
         out.append(
-            Finding(
+            _said(
                 key,
                 "era",
                 "era",
-                old.era,
-                new.era,
-                None,
-                None,
                 "note",
                 f"log format era {old.era or '?'} -> {new.era or '?'} (the numbers are compared "
                 "as they are)",
+                old.era,
+                new.era,
             )
         )
     for family in sorted(set(old.families) | set(new.families)):
         if family in old.families and family not in new.families:
             out.append(
-                Finding(
+                _said(
                     key,
                     "family",
                     family,
-                    None,
-                    None,
-                    None,
-                    None,
                     "fail",
                     f"the {family} lines are gone: the new log no longer shows that evidence",
                 )
             )
         elif family in new.families and family not in old.families:
-            out.append(
-                Finding(
-                    key, "family", family, None, None, None, None, "note", f"{family} lines appear"
-                )
-            )
+            out.append(_said(key, "family", family, "note", f"{family} lines appear"))
     for name in sorted(set(old.metrics) | set(new.metrics)):
         found = _compare_number(
             key,
@@ -323,7 +326,7 @@ def diff_entries(old: Entry, new: Entry, given: Mapping[str, Tolerance]) -> list
             name,
             old.metrics.get(name),
             new.metrics.get(name),
-            _tolerance_for(name, given, old),
+            _tolerance_for(name, tolerances),
         )
         if found is not None:
             out.append(found)
@@ -331,17 +334,7 @@ def diff_entries(old: Entry, new: Entry, given: Mapping[str, Tolerance]) -> list
         a, b = old.ranks.get(rank), new.ranks.get(rank)
         if b is None:
             out.append(
-                Finding(
-                    key,
-                    "metric",
-                    f"rank[{rank}]",
-                    None,
-                    None,
-                    None,
-                    None,
-                    "fail",
-                    f"rank {rank} is not in the new log",
-                )
+                _said(key, "metric", f"rank[{rank}]", "fail", f"rank {rank} is not in the new log")
             )
             continue
         for name in sorted(set(a or {}) | set(b)):
@@ -353,7 +346,7 @@ def diff_entries(old: Entry, new: Entry, given: Mapping[str, Tolerance]) -> list
                 f"rank {rank} {name}",
                 (a or {}).get(name),
                 b.get(name),
-                _tolerance_for(name, given, old),
+                _tolerance_for(name, tolerances),
             )
             if found is not None:
                 out.append(found)
@@ -378,7 +371,7 @@ def diff_entries(old: Entry, new: Entry, given: Mapping[str, Tolerance]) -> list
                     f"{label} {index}",
                     a.get(name),
                     b.get(name),
-                    _tolerance_for(name, given, old),
+                    _tolerance_for(name, tolerances),
                 )
                 # Unchanged per-step and per-request numbers are not listed one by one.
                 if found is not None and (found.status != "pass" or found.delta):
@@ -393,28 +386,12 @@ def _missing_row(key: str, kind: str, label: str, index: int, others: bool) -> F
     a log without kvverify's markers cannot tell apart; losing them all fails as a family."""
     if kind == "step":
         why = "" if others else ": the new side maps no steps (a log kvverify run wrote does)"
-        return Finding(
-            key,
-            "step",
-            f"{label}[{index}]",
-            None,
-            None,
-            None,
-            None,
-            "fail",
-            f"step {index} is not in the new log{why}",
+        return _said(
+            key, "step", f"{label}[{index}]", "fail", f"step {index} is not in the new log{why}"
         )
     status: FindingStatus = "note" if others else "fail"
-    return Finding(
-        key,
-        "request",
-        f"{label}[{index}]",
-        None,
-        None,
-        None,
-        None,
-        status,
-        f"request {index} is not in the new log",
+    return _said(
+        key, "request", f"{label}[{index}]", status, f"request {index} is not in the new log"
     )
 
 
@@ -430,14 +407,10 @@ def _pairs(old: Baseline, new: Baseline) -> tuple[list[tuple[Entry, Entry]], lis
         b = new.entries.get(key)
         if b is None:
             extra.append(
-                Finding(
+                _said(
                     key,
                     "entry",
                     key,
-                    None,
-                    None,
-                    None,
-                    None,
                     "fail",
                     f"{key} is in the old side but not in the new one (compare gates every "
                     "entry of OLD: run every variant, or compare the variants that ran)",
@@ -446,7 +419,7 @@ def _pairs(old: Baseline, new: Baseline) -> tuple[list[tuple[Entry, Entry]], lis
         else:
             pairs.append((a, b))
     for key in sorted(set(new.entries) - set(old.entries)):
-        extra.append(Finding(key, "entry", key, None, None, None, None, "note", f"{key} is new"))
+        extra.append(_said(key, "entry", key, "note", f"{key} is new"))
     return pairs, extra
 
 

@@ -23,7 +23,7 @@ from kvverify.gate.baseline import (
 )
 from kvverify.gate.baseline import load as load_baseline
 from kvverify.gate.diff import Gate, Tolerance, comparable, diff, diff_entries, parse_tolerances
-from kvverify.result import Check, CheckReport, CompareReport, Finding, LogReport, Side
+from kvverify.result import Check, CheckReport, CompareReport, Finding, LogReport, Side, SideKind
 from kvverify.rundir import run_logs
 
 #: A JSON file up to this size is read whole to see whether it is a baseline.
@@ -35,6 +35,7 @@ _SNIFF = 4096
 def load_side(path: str, jobs: int = 1) -> tuple[Baseline, Side]:
     """A side of a comparison: a baseline file, a log, or a run directory."""
     where = Path(path)
+    kind: SideKind = "log"
     if where.is_dir():
         logs = [str(p) for p in run_logs(where)]
         kind = "run"
@@ -57,20 +58,20 @@ def load_side(path: str, jobs: int = 1) -> tuple[Baseline, Side]:
             if found is not None:
                 return found, _side(path, "baseline", found)
         del head
-        logs, kind = [path], "log"
+        logs = [path]
     checked = report([check_source(LogSource(p), Inputs(jobs=jobs)) for p in logs])
     baseline = from_report(checked, source=path)
     return baseline, _side(path, kind, baseline)
 
 
-def _side(source: str, kind: str, baseline: Baseline) -> Side:
+def _side(source: str, kind: SideKind, baseline: Baseline) -> Side:
     engines = sorted(
         {
             f"{e.engine} {e.engine_version}" if e.engine_version else e.engine
             for e in baseline.entries.values()
         }
     )
-    return Side(source, kind, tuple(sorted(baseline.entries)), tuple(engines))  # type: ignore[arg-type]
+    return Side(source, kind, tuple(sorted(baseline.entries)), tuple(engines))
 
 
 def compare(
